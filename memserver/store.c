@@ -1,0 +1,369 @@
+/*
+ * Region table and page storage for the memory server (see store.h for the
+ * invariants and locking). Each region owns three lazily committed anonymous
+ * mappings: the pages, one u64 checksum per page, and a written-page bitmap.
+ */
+#include "memserver/store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "common/auth.h"
+#include "common/log.h"
+
+#define STORE_BUCKETS 4096u
+
+struct ms_region {
+	uint64_t id;
+	uint64_t size;
+	uint64_t npages;
+	uint8_t token[MS_TOKEN_LEN];
+	uint64_t epoch;		/* current owner's epoch; 0 = never opened */
+	bool deleted;
+	uint8_t *data;		/* npages * MS_PAGE_SIZE */
+	uint64_t *sums;		/* npages checksums */
+	uint64_t *written;	/* npages bits */
+	size_t data_len, sums_len, written_len;
+	pthread_rwlock_t lock;
+	unsigned refs;		/* table membership + open handles; under table mutex */
+	struct ms_store *store;
+	struct ms_region *next;	/* hash chain */
+};
+
+struct ms_store {
+	pthread_mutex_t mutex;
+	uint64_t capacity;
+	uint64_t reserved;
+	uint64_t regions;
+	uint64_t resident_pages; /* atomic */
+	struct ms_region *buckets[STORE_BUCKETS];
+};
+
+static unsigned bucket_of(uint64_t id)
+{
+	return (unsigned)((id * 0x9e3779b97f4a7c15ull) >> 52) % STORE_BUCKETS;
+}
+
+int ms_store_create(uint64_t capacity, struct ms_store **out)
+{
+	struct ms_store *st = calloc(1, sizeof(*st));
+
+	if (!st)
+		return -ENOMEM;
+	pthread_mutex_init(&st->mutex, NULL);
+	st->capacity = capacity;
+	*out = st;
+	return 0;
+}
+
+/* Maps len bytes of lazily committed, never-huge, never-dumped memory. */
+static void *lazy_map(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	/* Stock Debian kernels default THP to "always": one 4 KiB write would
+	 * commit 2 MiB. */
+	madvise(p, len, MADV_NOHUGEPAGE);
+	madvise(p, len, MADV_DONTDUMP);
+	return p;
+}
+
+static void region_unmap(struct ms_region *r)
+{
+	if (r->data)
+		munmap(r->data, r->data_len);
+	if (r->sums)
+		munmap(r->sums, r->sums_len);
+	if (r->written)
+		munmap(r->written, r->written_len);
+	r->data = NULL;
+	r->sums = NULL;
+	r->written = NULL;
+}
+
+static uint64_t region_resident(const struct ms_region *r)
+{
+	uint64_t n = 0;
+
+	if (!r->written)
+		return 0;
+	for (uint64_t w = 0; w < (r->npages + 63) / 64; w++)
+		n += (uint64_t)__builtin_popcountll(r->written[w]);
+	return n;
+}
+
+static void region_free(struct ms_region *r)
+{
+	region_unmap(r);
+	pthread_rwlock_destroy(&r->lock);
+	free(r);
+}
+
+void ms_store_destroy(struct ms_store *st)
+{
+	if (!st)
+		return;
+	for (unsigned b = 0; b < STORE_BUCKETS; b++) {
+		struct ms_region *r = st->buckets[b], *next;
+
+		for (; r; r = next) {
+			next = r->next;
+			region_free(r);
+		}
+	}
+	pthread_mutex_destroy(&st->mutex);
+	free(st);
+}
+
+void ms_store_stat(struct ms_store *st, struct ms_stat *out)
+{
+	pthread_mutex_lock(&st->mutex);
+	out->capacity = st->capacity;
+	out->reserved = st->reserved;
+	out->regions = st->regions;
+	pthread_mutex_unlock(&st->mutex);
+	out->resident = __atomic_load_n(&st->resident_pages, __ATOMIC_RELAXED) * MS_PAGE_SIZE;
+}
+
+static struct ms_region *lookup_locked(struct ms_store *st, uint64_t id)
+{
+	struct ms_region *r = st->buckets[bucket_of(id)];
+
+	while (r && r->id != id)
+		r = r->next;
+	return r;
+}
+
+static int region_alloc(uint64_t id, uint64_t size, struct ms_region **out)
+{
+	struct ms_region *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	r->id = id;
+	r->size = size;
+	r->npages = size / MS_PAGE_SIZE;
+	r->data_len = size;
+	r->sums_len = r->npages * sizeof(uint64_t);
+	r->written_len = (r->npages + 63) / 64 * sizeof(uint64_t);
+	r->data = lazy_map(r->data_len);
+	r->sums = lazy_map(r->sums_len);
+	r->written = lazy_map(r->written_len);
+	if (!r->data || !r->sums || !r->written)
+		goto unmap;
+	if (auth_random(r->token, MS_TOKEN_LEN))
+		goto unmap;
+	pthread_rwlock_init(&r->lock, NULL);
+	r->refs = 1;
+	*out = r;
+	return 0;
+
+unmap:
+	region_unmap(r);
+	free(r);
+	return -ENOMEM;
+}
+
+int ms_store_region_create(struct ms_store *st, uint64_t id, uint64_t size,
+			   uint8_t token[MS_TOKEN_LEN])
+{
+	struct ms_region *r;
+	unsigned b = bucket_of(id);
+	int ret;
+
+	if (size == 0 || size % MS_PAGE_SIZE || size > MS_MAX_REGION_SIZE)
+		return -EINVAL;
+	pthread_mutex_lock(&st->mutex);
+	if (lookup_locked(st, id)) {
+		ret = -EEXIST;
+		goto unlock;
+	}
+	if (size > st->capacity - st->reserved) {
+		ret = -ENOSPC;
+		goto unlock;
+	}
+	ret = region_alloc(id, size, &r);
+	if (ret)
+		goto unlock;
+	r->store = st;
+	r->next = st->buckets[b];
+	st->buckets[b] = r;
+	st->reserved += size;
+	st->regions++;
+	memcpy(token, r->token, MS_TOKEN_LEN);
+unlock:
+	pthread_mutex_unlock(&st->mutex);
+	return ret;
+}
+
+int ms_store_region_open(struct ms_store *st, uint64_t id, const uint8_t token[MS_TOKEN_LEN],
+			 struct ms_region **out, uint64_t *epoch, uint64_t *size)
+{
+	struct ms_region *r;
+
+	pthread_mutex_lock(&st->mutex);
+	r = lookup_locked(st, id);
+	if (!r) {
+		pthread_mutex_unlock(&st->mutex);
+		return -ENOENT;
+	}
+	if (!auth_equal(r->token, token, MS_TOKEN_LEN)) {
+		pthread_mutex_unlock(&st->mutex);
+		return -EACCES;
+	}
+	r->refs++;
+	pthread_mutex_unlock(&st->mutex);
+
+	/* Exclusive: waits for any batch of the previous owner to finish, so
+	 * nothing it sends after this point can land. */
+	pthread_rwlock_wrlock(&r->lock);
+	*epoch = ++r->epoch;
+	pthread_rwlock_unlock(&r->lock);
+	*size = r->size;
+	*out = r;
+	return 0;
+}
+
+int ms_store_region_delete(struct ms_store *st, uint64_t id, const uint8_t token[MS_TOKEN_LEN])
+{
+	struct ms_region **pp, *r;
+	uint64_t pages;
+
+	pthread_mutex_lock(&st->mutex);
+	for (pp = &st->buckets[bucket_of(id)]; *pp && (*pp)->id != id; pp = &(*pp)->next)
+		;
+	r = *pp;
+	if (!r) {
+		pthread_mutex_unlock(&st->mutex);
+		return -ENOENT;
+	}
+	if (!auth_equal(r->token, token, MS_TOKEN_LEN)) {
+		pthread_mutex_unlock(&st->mutex);
+		return -EACCES;
+	}
+	*pp = r->next;
+	st->reserved -= r->size;
+	st->regions--;
+
+	pthread_rwlock_wrlock(&r->lock);
+	r->deleted = true;
+	pages = region_resident(r);
+	region_unmap(r);
+	pthread_rwlock_unlock(&r->lock);
+	__atomic_fetch_sub(&st->resident_pages, pages, __ATOMIC_RELAXED);
+
+	if (--r->refs == 0)
+		region_free(r);
+	pthread_mutex_unlock(&st->mutex);
+	return 0;
+}
+
+void ms_region_put(struct ms_region *r)
+{
+	struct ms_store *st = r->store;
+	bool last;
+
+	pthread_mutex_lock(&st->mutex);
+	last = --r->refs == 0;
+	pthread_mutex_unlock(&st->mutex);
+	if (last)
+		region_free(r);
+}
+
+uint64_t ms_region_id(const struct ms_region *r)
+{
+	return r->id;
+}
+
+int ms_region_io_begin(struct ms_region *r, uint64_t epoch)
+{
+	pthread_rwlock_rdlock(&r->lock);
+	if (r->deleted) {
+		pthread_rwlock_unlock(&r->lock);
+		return -ENOENT;
+	}
+	if (r->epoch != epoch) {
+		pthread_rwlock_unlock(&r->lock);
+		return -ESTALE;
+	}
+	return 0;
+}
+
+void ms_region_io_end(struct ms_region *r)
+{
+	pthread_rwlock_unlock(&r->lock);
+}
+
+bool ms_region_page_valid(const struct ms_region *r, uint64_t page)
+{
+	return page < r->npages;
+}
+
+static bool page_written(const struct ms_region *r, uint64_t page)
+{
+	return __atomic_load_n(&r->written[page / 64], __ATOMIC_ACQUIRE) >> (page % 64) & 1;
+}
+
+int ms_region_read_page(struct ms_region *r, uint64_t page, void *dst, uint64_t *sum,
+			bool *zero)
+{
+	const uint8_t *src = r->data + page * MS_PAGE_SIZE;
+
+	if (!page_written(r, page)) {
+		*zero = true;
+		*sum = 0;
+		return 0;
+	}
+	*zero = false;
+	memcpy(dst, src, MS_PAGE_SIZE);
+	*sum = r->sums[page];
+	/* Verify the copy we send, not the source: what leaves is what was
+	 * checked. */
+	if (ms_page_sum(dst) != *sum) {
+		log_err("region %llu page %llu: stored checksum mismatch",
+			(unsigned long long)r->id, (unsigned long long)page);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+void ms_region_write_page(struct ms_region *r, uint64_t page, const void *src, uint64_t sum)
+{
+	uint64_t bit = 1ull << (page % 64), old;
+
+	memcpy(r->data + page * MS_PAGE_SIZE, src, MS_PAGE_SIZE);
+	r->sums[page] = sum;
+	old = __atomic_fetch_or(&r->written[page / 64], bit, __ATOMIC_RELEASE);
+	if (!(old & bit))
+		__atomic_fetch_add(&r->store->resident_pages, 1, __ATOMIC_RELAXED);
+}
+
+int ms_store_debug_corrupt(struct ms_store *st, uint64_t id, uint64_t page)
+{
+	struct ms_region *r;
+	int ret = 0;
+
+	pthread_mutex_lock(&st->mutex);
+	r = lookup_locked(st, id);
+	if (!r)
+		ret = -ENOENT;
+	else if (page >= r->npages)
+		ret = -ERANGE;
+	if (ret)
+		goto unlock;
+	pthread_rwlock_wrlock(&r->lock);
+	if (!page_written(r, page))
+		ret = -ENODATA;
+	else
+		r->data[page * MS_PAGE_SIZE + 123] ^= 0x10;
+	pthread_rwlock_unlock(&r->lock);
+unlock:
+	pthread_mutex_unlock(&st->mutex);
+	return ret;
+}

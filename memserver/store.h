@@ -1,0 +1,91 @@
+/*
+ * The memory server's pool: a table of regions, each a run of 4 KiB pages with a
+ * checksum per page, and the capacity accounting behind them. Transport-free, so
+ * the TCP server, a future RDMA server, the unit tests and the fuzzer share it.
+ *
+ * Invariants:
+ *  - reserved <= capacity at all times; a region's whole size is reserved when
+ *    it is created, so a write is never refused for space.
+ *  - RAM is committed only for pages ever written (lazy anonymous mappings with
+ *    MADV_NOHUGEPAGE); a never-written page reads as zero and costs nothing.
+ *  - A deleted region's mappings are unmapped; the kernel zeroes those frames
+ *    before any reuse, so no tenant ever reads another's data.
+ *  - Opens are exclusive: each open bumps the region's epoch, and page I/O must
+ *    carry the current epoch, so an older holder is fenced.
+ *
+ * Locking: the table has one mutex (create, open, delete, lookups). Each region
+ * has a rwlock: page I/O holds it shared for a whole batch, open and delete
+ * hold it exclusively, so a fence or delete never races a batch in flight.
+ */
+#ifndef LEGATO_MEMSERVER_STORE_H
+#define LEGATO_MEMSERVER_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "memserver/proto.h"
+
+struct ms_store;
+struct ms_region;
+
+/* Creates an empty pool able to reserve capacity bytes. Returns 0 or -ENOMEM. */
+int ms_store_create(uint64_t capacity, struct ms_store **out);
+
+/* Frees the pool and every region in it. No region references may remain. */
+void ms_store_destroy(struct ms_store *st);
+
+/* Pool-level figures for STAT (capacity, reserved, resident, regions). */
+void ms_store_stat(struct ms_store *st, struct ms_stat *out);
+
+/*
+ * Creates region id of size bytes (a non-zero multiple of MS_PAGE_SIZE, at most
+ * MS_MAX_REGION_SIZE) and writes its new random capability token.
+ * Returns 0, -EINVAL, -EEXIST, -ENOSPC or -ENOMEM.
+ */
+int ms_store_region_create(struct ms_store *st, uint64_t id, uint64_t size,
+			   uint8_t token[MS_TOKEN_LEN]);
+
+/*
+ * Opens region id with its token, fencing any earlier open. On success *out
+ * holds a reference (drop it with ms_region_put) and *epoch the new epoch.
+ * Returns 0, -ENOENT or -EACCES.
+ */
+int ms_store_region_open(struct ms_store *st, uint64_t id, const uint8_t token[MS_TOKEN_LEN],
+			 struct ms_region **out, uint64_t *epoch, uint64_t *size);
+
+/* Deletes region id (token required), fencing every holder and releasing its
+ * memory and reservation. Returns 0, -ENOENT or -EACCES. */
+int ms_store_region_delete(struct ms_store *st, uint64_t id, const uint8_t token[MS_TOKEN_LEN]);
+
+/* Drops a reference taken by ms_store_region_open. */
+void ms_region_put(struct ms_region *r);
+
+uint64_t ms_region_id(const struct ms_region *r);
+
+/*
+ * Page I/O on a region a connection holds at epoch. begin takes the region's
+ * lock shared and checks the epoch: it returns 0 (the caller must call
+ * ms_region_io_end), -ESTALE when fenced, or -ENOENT when deleted (no lock
+ * held on error). Between begin and end the page calls below may be used.
+ */
+int ms_region_io_begin(struct ms_region *r, uint64_t epoch);
+void ms_region_io_end(struct ms_region *r);
+
+/* True when page is inside the region. */
+bool ms_region_page_valid(const struct ms_region *r, uint64_t page);
+
+/*
+ * Copies page into dst (MS_PAGE_SIZE bytes) after verifying its stored checksum.
+ * A never-written page sets *zero and copies nothing. Returns 0 or -EBADMSG.
+ */
+int ms_region_read_page(struct ms_region *r, uint64_t page, void *dst, uint64_t *sum,
+			bool *zero);
+
+/* Stores src as page with checksum sum (already verified by the caller). */
+void ms_region_write_page(struct ms_region *r, uint64_t page, const void *src, uint64_t sum);
+
+/* Test hook: flips one bit of a stored page so its checksum no longer matches.
+ * Returns 0, -ENOENT, -ERANGE, or -ENODATA for a never-written page. */
+int ms_store_debug_corrupt(struct ms_store *st, uint64_t id, uint64_t page);
+
+#endif
