@@ -69,6 +69,11 @@ const char *ms_client_url(const struct ms_client *c)
 	return c->url;
 }
 
+int ms_client_fd(const struct ms_client *c)
+{
+	return c->ops && c->ops->fd ? c->ops->fd(c) : -1;
+}
+
 unsigned ms_client_inflight(const struct ms_client *c)
 {
 	return c->inflight;
@@ -107,7 +112,8 @@ static int io_validate(const struct ms_io *io)
 	switch (io->op) {
 	case MS_OP_READ:
 	case MS_OP_WRITE:
-		if (io->npages == 0 || io->npages > MS_MAX_BATCH || !io->pages || !io->buf)
+		if (io->npages == 0 || io->npages > MS_MAX_BATCH || !io->pages ||
+		    (!io->buf && !io->bufs))
 			return -EINVAL;
 		return 0;
 	case MS_OP_STAT:

@@ -38,6 +38,8 @@ struct ms_io {
 	const uint64_t *pages;	/* READ/WRITE: npages page numbers */
 	void *buf;		/* READ: npages pages out; WRITE: npages pages in
 				 * (copied at submit, may be reused at once) */
+	uint8_t *const *bufs;	/* READ/WRITE: npages separate page buffers, used
+				 * instead of buf when set */
 	uint8_t *zero;		/* READ: optional npages flags out; a page flagged 1
 				 * was never written and its buf slot is left
 				 * untouched. NULL: such pages are zero-filled. */
@@ -64,6 +66,7 @@ struct ms_client_ops {
 	const char *scheme;
 	int (*submit)(struct ms_client *c, struct ms_io *io);
 	int (*poll)(struct ms_client *c, int timeout_ms);
+	int (*fd)(const struct ms_client *c);
 	void (*close)(struct ms_client *c);
 };
 
@@ -98,6 +101,11 @@ int ms_client_submit(struct ms_client *c, struct ms_io *io);
  * is left to return.
  */
 int ms_client_poll(struct ms_client *c, struct ms_io **done, unsigned max, int timeout_ms);
+
+/* The file descriptor to wait on (readable: replies may be ready) from an
+ * event loop; -1 when the transport has none. Call ms_client_poll(.., 0) when
+ * it is readable, and after submitting. */
+int ms_client_fd(const struct ms_client *c);
 
 /* Requests submitted and not yet returned by poll. */
 unsigned ms_client_inflight(const struct ms_client *c);

@@ -35,6 +35,11 @@ static struct tcp_transport *tp(struct ms_client *c)
 	return c->transport;
 }
 
+static uint8_t *io_page(const struct ms_io *io, uint32_t i)
+{
+	return io->bufs ? io->bufs[i] : (uint8_t *)io->buf + (size_t)i * MS_PAGE_SIZE;
+}
+
 /* Body of each request, after the header (see proto.h for layouts). */
 static int encode_request(struct buf *tx, const struct ms_io *io)
 {
@@ -96,7 +101,7 @@ static int encode_request(struct buf *tx, const struct ms_io *io)
 		put_le64(b, io->region);
 		put_le64(b + 8, io->epoch);
 		for (uint32_t i = 0; i < io->npages; i++) {
-			const uint8_t *src = (const uint8_t *)io->buf + (size_t)i * MS_PAGE_SIZE;
+			const uint8_t *src = io_page(io, i);
 
 			put_le64(b + 16 + 16 * i, io->pages[i]);
 			put_le64(b + 24 + 16 * i, ms_page_sum(src));
@@ -122,7 +127,7 @@ static int finish_read(struct ms_io *io, const uint8_t *body, size_t len)
 		return -EPROTO;
 	off = need;
 	for (uint32_t i = 0; i < io->npages; i++) {
-		uint8_t *dst = (uint8_t *)io->buf + (size_t)i * MS_PAGE_SIZE;
+		uint8_t *dst = io_page(io, i);
 		uint64_t sum = get_le64(body + 16 * i);
 		bool zero = get_le32(body + 16 * i + 8) & MS_PAGE_ZERO;
 
@@ -333,10 +338,18 @@ static void tcp_close(struct ms_client *c)
 	c->transport = NULL;
 }
 
+static int tcp_fd(const struct ms_client *c)
+{
+	const struct tcp_transport *t = c->transport;
+
+	return t ? t->fd : -1;
+}
+
 static const struct ms_client_ops tcp_ops = {
 	.scheme = "tcp",
 	.submit = tcp_submit,
 	.poll = tcp_poll,
+	.fd = tcp_fd,
 	.close = tcp_close,
 };
 
