@@ -49,6 +49,8 @@ CLEAN_EXTRA :=
 
 include common/module.mk
 include memserver/module.mk
+include ept/module.mk
+include tools/memload/module.mk
 include tools/fuzz/module.mk
 include tools/bench/module.mk
 include tools/demo/module.mk
@@ -59,7 +61,7 @@ include tests/module.mk
 ifeq ($(SAN),1)
 check: check-unit check-integration
 else
-check: check-unit check-integration check-fuzz check-hosts
+check: check-unit check-integration check-fuzz check-bench-smoke check-hosts
 endif
 
 all: $(LIBS) $(PROGS)

@@ -5,6 +5,7 @@
 #include "common/buf.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,8 @@ uint8_t *buf_reserve(struct buf *b, size_t n)
 		b->end = live;
 		return b->data + b->end;
 	}
+	if (n > SIZE_MAX / 4 - live)
+		return NULL;
 	cap = b->cap ? b->cap : 4096;
 	while (cap - live < n)
 		cap *= 2;

@@ -12,7 +12,7 @@
 
 #define HIST_SUB_BITS 2
 #define HIST_SUB (1u << HIST_SUB_BITS)
-/* Covers 0 .. 2^35 ns (~34 s); larger values land in the last bucket. */
+/* Covers 0 .. 2^37 ns (~137 s); larger values land in the last bucket. */
 #define HIST_BUCKETS (36 * HIST_SUB)
 
 struct hist {

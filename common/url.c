@@ -38,6 +38,8 @@ int url_parse(const char *s, struct url *out)
 		end = colon;
 	}
 	hlen = (size_t)(end - host);
+	if (host[-1] != '[' && memchr(host, ':', hlen))
+		return -EINVAL; /* an IPv6 address must be bracketed */
 	if (hlen == 0 || hlen >= sizeof(out->host))
 		return -EINVAL;
 	memcpy(out->host, host, hlen);

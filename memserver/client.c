@@ -107,6 +107,18 @@ void ms_client_fail(struct ms_client *c, int err)
 			ms_client_complete(c, c->slots[i], err);
 }
 
+int ms_client_flush(struct ms_client *c)
+{
+	if (c->dead)
+		return -ENOTCONN;
+	return c->ops->poll(c, 0) < 0 ? -ENOTCONN : 0;
+}
+
+void ms_client_abort(struct ms_client *c, int err)
+{
+	ms_client_fail(c, err);
+}
+
 static int io_validate(const struct ms_io *io)
 {
 	switch (io->op) {
@@ -140,17 +152,21 @@ int ms_client_submit(struct ms_client *c, struct ms_io *io)
 	ret = io_validate(io);
 	if (ret)
 		return ret;
-	slot = (unsigned)(c->next_id % MS_CLIENT_MAX_INFLIGHT);
-	if (c->slots[slot])
+	if (c->inflight >= MS_CLIENT_MAX_INFLIGHT)
 		return -EAGAIN;
-	io->id = c->next_id;
+	/* Any free slot will do; the id encodes it, and the rest of the id
+	 * keeps growing so a late or forged reply never matches a newer
+	 * request. */
+	for (slot = c->next_slot; c->slots[slot];)
+		slot = (slot + 1) % MS_CLIENT_MAX_INFLIGHT;
+	io->id = c->next_id++ * MS_CLIENT_MAX_INFLIGHT + slot;
 	io->result = 0;
 	io->next = NULL;
 	ret = c->ops->submit(c, io);
 	if (ret)
 		return ret;
-	c->next_id++;
 	c->slots[slot] = io;
+	c->next_slot = (slot + 1) % MS_CLIENT_MAX_INFLIGHT;
 	c->inflight++;
 	return 0;
 }

@@ -107,6 +107,14 @@ int ms_client_poll(struct ms_client *c, struct ms_io **done, unsigned max, int t
  * it is readable, and after submitting. */
 int ms_client_fd(const struct ms_client *c);
 
+/* Fails every request in flight with err and kills the client (for callers
+ * that enforce their own deadlines on asynchronous requests). */
+void ms_client_abort(struct ms_client *c, int err);
+
+/* Sends what is queued without waiting; replies that happen to arrive are
+ * kept for the next poll. Returns 0 or -ENOTCONN. */
+int ms_client_flush(struct ms_client *c);
+
 /* Requests submitted and not yet returned by poll. */
 unsigned ms_client_inflight(const struct ms_client *c);
 

@@ -14,7 +14,8 @@ struct ms_client {
 	int timeout_ms;
 	int dead;		/* 0, or the -errno that killed the client */
 	unsigned inflight;	/* submitted and not yet returned by poll */
-	uint64_t next_id;
+	uint64_t next_id;	/* request ids are next_id * MAX_INFLIGHT + slot */
+	unsigned next_slot;
 	/* Sent and awaiting a reply, indexed by id % MS_CLIENT_MAX_INFLIGHT. */
 	struct ms_io *slots[MS_CLIENT_MAX_INFLIGHT];
 	struct ms_io *done_head, *done_tail;

@@ -172,6 +172,15 @@ int main(int argc, char **argv)
 	ret = ms_server_start(srv);
 	if (ret)
 		die("cannot start workers: %s", strerror(-ret));
+	/* The ready file is the last thing that can fail: written before any
+	 * other output so a bad path is reported alone. */
+	if (o.ready_file) {
+		ret = write_ready_file(o.ready_file, ms_server_url(srv));
+		if (ret) {
+			ms_server_destroy(srv);
+			die("cannot write --ready-file %s: %s", o.ready_file, strerror(-ret));
+		}
+	}
 	if (!o.key_file)
 		log_warn("no --auth-key-file: ANY client that can connect may create, read and "
 			 "write regions");
@@ -179,11 +188,6 @@ int main(int argc, char **argv)
 		log_warn("--test-hooks: clients may corrupt stored pages on request");
 	log_info("serving %s with %llu MiB capacity, %u threads", ms_server_url(srv),
 		 (unsigned long long)(o.capacity >> 20), o.threads);
-	if (o.ready_file) {
-		ret = write_ready_file(o.ready_file, ms_server_url(srv));
-		if (ret)
-			die("cannot write %s: %s", o.ready_file, strerror(-ret));
-	}
 
 	do {
 		ret = sigwait(&stop, &sig);

@@ -1,0 +1,80 @@
+# tests/: the native test tiers (docs/testing.md).
+#
+#   make check-unit         Check suites linked directly against the libraries
+#   make check-integration  Check suites against the real memserver daemon over
+#                           loopback TCP, plus tests/integration/cli.sh
+#
+# Every suite runs in Check's fork mode with explicit per-case timeouts; a
+# target fails when any suite fails, after running all of them. With SAN=1
+# (objects in build-san/) sanitizer reports abort the offending process and
+# leaks are fatal, in the test programs and in the daemons they start.
+
+TESTS_UNIT_DIR := $(BUILD)/tests/unit
+TESTS_INTEGRATION_DIR := $(BUILD)/tests/integration
+
+TESTS_UNIT_NAMES := common proto store session
+TESTS_INTEGRATION_NAMES := ms_ops ms_auth ms_robust
+
+TESTS_UNIT_BINS := $(TESTS_UNIT_NAMES:%=$(TESTS_UNIT_DIR)/test_%)
+TESTS_INTEGRATION_BINS := $(TESTS_INTEGRATION_NAMES:%=$(TESTS_INTEGRATION_DIR)/test_%)
+UNIT_TESTS += $(TESTS_UNIT_BINS)
+INTEGRATION_TESTS += $(TESTS_INTEGRATION_BINS)
+
+$(OBJ)/tests/unit/%.o $(OBJ)/tests/integration/%.o: CFLAGS += $(CHECK_CFLAGS)
+# Integration suites find the daemon here unless LEGATO_MEMSERVER says otherwise.
+$(OBJ)/tests/integration/harness.o: CFLAGS += \
+	-DLEGATO_TEST_MEMSERVER='"$(abspath $(MEMSERVER_BIN))"'
+
+TESTS_LDLIBS := $(COMMON_LDLIBS) $(CHECK_LIBS)
+
+# Static pattern rules: the objects are explicit, so make keeps them.
+$(TESTS_UNIT_DIR)/test_common: $(OBJ)/tests/unit/test_common.o $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(TESTS_LDLIBS)
+
+$(filter-out %/test_common,$(TESTS_UNIT_BINS)): $(TESTS_UNIT_DIR)/test_%: \
+		$(OBJ)/tests/unit/test_%.o $(LIBMEMSERVER) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(TESTS_LDLIBS)
+
+$(TESTS_INTEGRATION_BINS): $(TESTS_INTEGRATION_DIR)/test_%: \
+		$(OBJ)/tests/integration/test_%.o $(OBJ)/tests/integration/harness.o \
+		$(LIBMSCLIENT) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(TESTS_LDLIBS)
+
+# Sanitizer reports are fatal and leaks count; Check's timeouts stretch to
+# match the slower instrumented code.
+ifeq ($(SAN),1)
+TESTS_ENV := ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	CK_TIMEOUT_MULTIPLIER=3
+else
+TESTS_ENV :=
+endif
+TESTS_ENV += LEGATO_MEMSERVER=$(abspath $(MEMSERVER_BIN)) LEGATO_MSCTL=$(abspath $(MSCTL_BIN))
+
+# A backstop over each program's own Check timeouts, in seconds.
+TESTS_TIMEOUT ?= 900
+
+# Runs every program in $(1); fails at the end if any failed.
+define tests_run
+	@failed=""; for t in $(1); do \
+		echo "== $$t"; \
+		case $$t in *.sh) run="bash $$t $(BUILD)";; *) run=$$t;; esac; \
+		env $(TESTS_ENV) timeout -k 10 $(TESTS_TIMEOUT) $$run || \
+			failed="$$failed $$(basename $$t)"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
+endef
+
+# The tiers run every program in UNIT_TESTS / INTEGRATION_TESTS, including
+# those that fragments included after this one append: the prerequisite lists
+# are expanded a second time, once every fragment has been read.
+.SECONDEXPANSION:
+.PHONY: check-unit check-integration
+check-unit: $$(UNIT_TESTS)
+	$(call tests_run,$(UNIT_TESTS))
+
+check-integration: $$(INTEGRATION_TESTS) $(MEMSERVER_BIN) $(MSCTL_BIN)
+	$(call tests_run,$(INTEGRATION_TESTS) tests/integration/cli.sh)
