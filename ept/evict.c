@@ -173,7 +173,9 @@ void ept_sample(struct ept *e)
 {
 	unsigned n;
 
-	if (!e->pops->deactivate || e->failed)
+	/* Sample only under pressure, as Linux scans only when memory is short:
+	 * while free frames remain, a sampled page would only cost a fault. */
+	if (!e->pops->deactivate || e->failed || e->ft.nfree > e->ft.nframes / 16)
 		return;
 	n = e->pops->deactivate(e->pol, e->scratch, 64);
 	for (unsigned i = 0; i < n; i++) {
