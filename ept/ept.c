@@ -303,6 +303,8 @@ int ept_start(struct ept *e)
 
 	if (ret)
 		return -ret;
+	/* Named by the creator, so it is named before anyone looks. */
+	pthread_setname_np(e->thread, "ept-handler");
 	e->started = true;
 	return 0;
 }

@@ -506,6 +506,7 @@ int ms_server_start(struct ms_server *srv)
 			ms_server_stop(srv);
 			return -ret;
 		}
+		pthread_setname_np(w->thread, "ms-worker");
 		w->started = true;
 	}
 	srv->running = true;

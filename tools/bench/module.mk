@@ -48,3 +48,18 @@ bench-memserver: $(BENCH_MEMSERVER_BIN) $(MEMSERVER_BIN) $(BENCH_REPORT_BIN)
 check-bench-smoke: $(BENCH_MEMSERVER_BIN) $(MEMSERVER_BIN) $(BENCH_REPORT_BIN)
 	sh tools/bench/smoke.sh $(BENCH_SMOKE_DIR) $(BENCH_MEMSERVER_BIN) $(MEMSERVER_BIN) \
 		$(BENCH_REPORT_BIN)
+
+# bench-ept: fault service time of the virtual cache (tools/bench/bench_ept.c).
+BENCH_EPT_BIN := $(BUILD)/bench-ept
+PROGS += $(BENCH_EPT_BIN)
+BENCH_TARGETS += bench-ept
+
+$(BENCH_EPT_BIN): $(OBJ)/tools/bench/bench_ept.o $(OBJ)/tools/bench/benchutil.o $(LIBEPT) \
+		$(LIBMEMSERVER) $(LIBMSCLIENT) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(EPT_LDLIBS) -lm
+
+.PHONY: bench-ept
+bench-ept: $(BENCH_EPT_BIN) $(BENCH_REPORT_BIN)
+	$(BENCH_EPT_BIN) -o $(BENCH_DIR)
+	$(if $(BENCH_NO_REPORT),,$(BENCH_REPORT_BIN) --dir $(BENCH_DIR))
