@@ -73,11 +73,6 @@ $(OBJ)/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-# Transitional: fragments that still name objects directly under $(BUILD).
-$(BUILD)/%.o: %.c | deps
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
-
 $(BUILD)/%.a:
 	@mkdir -p $(dir $@)
 	rm -f $@
