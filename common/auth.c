@@ -13,6 +13,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "common/log.h"
 #include "common/util.h"
 
 int auth_key_load(const char *path, struct auth_key *key)
@@ -37,6 +38,16 @@ int auth_key_load(const char *path, struct auth_key *key)
 	OPENSSL_cleanse(buf, len);
 	free(buf);
 	return 0;
+}
+
+void auth_key_load_or_die(const char *path, struct auth_key *key)
+{
+	int ret = auth_key_load(path, key);
+
+	if (ret == -EINVAL)
+		die("key file %s must hold %d to %d bytes", path, AUTH_KEY_MIN, AUTH_KEY_MAX);
+	if (ret)
+		die("cannot read key file %s: %s", path, strerror(-ret));
 }
 
 void auth_hmac(const struct auth_key *key, const void *a, size_t alen, const void *b,

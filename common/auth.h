@@ -25,6 +25,9 @@ struct auth_key {
  */
 int auth_key_load(const char *path, struct auth_key *key);
 
+/* For main-level set-up: auth_key_load or die with a one-line message. */
+void auth_key_load_or_die(const char *path, struct auth_key *key);
+
 /* out = HMAC-SHA256(key, a || b || c); b and c may be NULL with length 0. */
 void auth_hmac(const struct auth_key *key, const void *a, size_t alen, const void *b,
 	       size_t blen, const void *c, size_t clen, uint8_t out[AUTH_MAC_LEN]);

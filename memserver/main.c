@@ -138,14 +138,8 @@ int main(int argc, char **argv)
 
 	log_init("memserver", LOG_INFO);
 	parse_args(argc, argv, &o);
-	if (o.key_file) {
-		ret = auth_key_load(o.key_file, &key);
-		if (ret == -EINVAL)
-			die("key file %s must hold %d to %d bytes", o.key_file, AUTH_KEY_MIN,
-			    AUTH_KEY_MAX);
-		if (ret)
-			die("cannot read key file %s: %s", o.key_file, strerror(-ret));
-	}
+	if (o.key_file)
+		auth_key_load_or_die(o.key_file, &key);
 	cfg = (struct ms_server_config){
 		.listen = o.listen,
 		.capacity = o.capacity,

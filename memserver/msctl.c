@@ -300,14 +300,8 @@ int main(int argc, char **argv)
 	parse_args(argc, argv, &o);
 	if (optind >= argc)
 		die("a command is required: stat, create, write, read, delete, ping (see --help)");
-	if (o.key_file) {
-		ret = auth_key_load(o.key_file, &key);
-		if (ret == -EINVAL)
-			die("key file %s must hold %d to %d bytes", o.key_file, AUTH_KEY_MIN,
-			    AUTH_KEY_MAX);
-		if (ret)
-			die("cannot read key file %s: %s", o.key_file, strerror(-ret));
-	}
+	if (o.key_file)
+		auth_key_load_or_die(o.key_file, &key);
 	ret = ms_client_connect(o.server, o.key_file ? &key : NULL, o.timeout_ms, &c);
 	if (ret == -EINVAL)
 		die("invalid server URL '%s' (expected tcp://HOST:PORT)", o.server);

@@ -51,6 +51,7 @@
 #include "common/wire.h"
 #include "memserver/client.h"
 #include "memserver/server.h"
+#include "tools/bench/benchutil.h"
 
 extern char **environ;
 
@@ -83,57 +84,6 @@ struct options {
 /* ------------------------------------------------------------------ */
 /* Samples and percentiles                                              */
 
-struct samples {
-	uint64_t *v;
-	size_t n, cap;
-};
-
-static void samples_add(struct samples *s, uint64_t x)
-{
-	if (s->n == s->cap) {
-		s->cap = s->cap ? s->cap * 2 : 4096;
-		s->v = realloc(s->v, s->cap * sizeof(*s->v));
-		if (!s->v)
-			die("out of memory");
-	}
-	s->v[s->n++] = x;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static void samples_sort(struct samples *s)
-{
-	qsort(s->v, s->n, sizeof(*s->v), cmp_u64);
-}
-
-/* Nearest-rank quantile of sorted samples, in microseconds. */
-static double quantile_us(const struct samples *s, double q)
-{
-	size_t i;
-
-	if (!s->n)
-		return 0;
-	i = (size_t)ceil(q * (double)s->n);
-	i = i ? i - 1 : 0;
-	if (i >= s->n)
-		i = s->n - 1;
-	return (double)s->v[i] / 1000.0;
-}
-
-static double mean_us(const struct samples *s)
-{
-	double sum = 0;
-
-	for (size_t i = 0; i < s->n; i++)
-		sum += (double)s->v[i];
-	return s->n ? sum / (double)s->n / 1000.0 : 0;
-}
-
 static double median_d(double *v, unsigned n)
 {
 	double t[64];
@@ -149,11 +99,6 @@ static double median_d(double *v, unsigned n)
 			t[j - 1] = x;
 		}
 	return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
-}
-
-static double round3(double x)
-{
-	return round(x * 1000.0) / 1000.0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -498,7 +443,7 @@ static const char *const lat_mode_name[LAT_MODES] = { "raw_tcp_4k", "memserver_r
 						      "raw_tcp_small", "memserver_ping" };
 
 struct lat_result {
-	struct samples all[LAT_MODES];
+	struct bench_samples all[LAT_MODES];
 	double round_p50[LAT_MODES][64], round_p99[LAT_MODES][64];
 };
 
@@ -538,22 +483,22 @@ static void run_latency(struct ctx *c, struct lat_result *lr, enum placement pl)
 	for (unsigned r = 0; r < c->o->rounds; r++) {
 		for (unsigned k = 0; k < LAT_MODES; k++) {
 			enum lat_mode m = order[r % 2][k];
-			struct samples round = { 0 };
+			struct bench_samples round = { 0 };
 
 			for (unsigned i = 0; i < c->o->lat_iters; i++) {
 				uint64_t ns = lat_once(c, fds, m);
 
-				samples_add(&round, ns);
-				samples_add(&lr->all[m], ns);
+				bench_samples_add(&round, ns);
+				bench_samples_add(&lr->all[m], ns);
 			}
-			samples_sort(&round);
-			lr->round_p50[m][r] = quantile_us(&round, 0.50);
-			lr->round_p99[m][r] = quantile_us(&round, 0.99);
+			bench_samples_sort(&round);
+			lr->round_p50[m][r] = bench_quantile_us(&round, 0.50);
+			lr->round_p99[m][r] = bench_quantile_us(&round, 0.99);
 			free(round.v);
 		}
 	}
 	for (unsigned m = 0; m < LAT_MODES; m++)
-		samples_sort(&lr->all[m]);
+		bench_samples_sort(&lr->all[m]);
 	close(fds[0]);
 	close(fds[1]);
 }
@@ -772,63 +717,16 @@ out:
 /* ------------------------------------------------------------------ */
 /* Report                                                               */
 
-static json_t *machine_json(void)
-{
-	struct utsname u;
-	char line[512], model[256] = "unknown";
-	double load[3] = { 0 };
-	long mem_kib = 0;
-	FILE *f;
-
-	uname(&u);
-	f = fopen("/proc/cpuinfo", "r");
-	while (f && fgets(line, sizeof(line), f)) {
-		char *colon = strchr(line, ':');
-
-		if (!strncmp(line, "model name", 10) && colon) {
-			snprintf(model, sizeof(model), "%s", colon + 2);
-			model[strcspn(model, "\n")] = 0;
-			break;
-		}
-	}
-	if (f)
-		fclose(f);
-	f = fopen("/proc/meminfo", "r");
-	if (f) {
-		if (fscanf(f, "MemTotal: %ld kB", &mem_kib) != 1)
-			mem_kib = 0;
-		fclose(f);
-	}
-	if (getloadavg(load, 3) < 0)
-		load[0] = 0;
-	return json_pack("{s:i,s:s,s:s,s:s,s:I,s:f}", "cpus", (int)sysconf(_SC_NPROCESSORS_ONLN),
-			 "cpu_model", model, "kernel", u.release, "arch", u.machine,
-			 "mem_total_mib", (json_int_t)(mem_kib / 1024), "loadavg_1min",
-			 round3(load[0]));
-}
-
-static json_t *ratio_json(double value, const char *goal, int met, const char *what)
-{
-	json_t *r = json_pack("{s:f}", "value", round3(value));
-
-	if (goal)
-		json_object_set_new(r, "goal", json_string(goal));
-	if (met >= 0)
-		json_object_set_new(r, "met", json_boolean(met));
-	json_object_set_new(r, "description", json_string(what));
-	return r;
-}
-
-static json_t *lat_json(const struct samples *s, const double *p50s, unsigned rounds)
+static json_t *lat_json(const struct bench_samples *s, const double *p50s, unsigned rounds)
 {
 	json_t *per_round = json_array();
 
 	for (unsigned r = 0; r < rounds; r++)
-		json_array_append_new(per_round, json_real(round3(p50s[r])));
+		json_array_append_new(per_round, json_real(bench_round3(p50s[r])));
 	return json_pack("{s:I,s:f,s:f,s:f,s:f,s:f,s:o}", "samples", (json_int_t)s->n, "p50_us",
-			 round3(quantile_us(s, 0.50)), "p90_us", round3(quantile_us(s, 0.90)),
-			 "p99_us", round3(quantile_us(s, 0.99)), "p999_us",
-			 round3(quantile_us(s, 0.999)), "mean_us", round3(mean_us(s)),
+			 bench_round3(bench_quantile_us(s, 0.50)), "p90_us", bench_round3(bench_quantile_us(s, 0.90)),
+			 "p99_us", bench_round3(bench_quantile_us(s, 0.99)), "p999_us",
+			 bench_round3(bench_quantile_us(s, 0.999)), "mean_us", bench_round3(bench_mean_us(s)),
 			 "round_p50_us", per_round);
 }
 
@@ -865,8 +763,8 @@ static void write_data_files(const struct options *o, const struct lat_result *l
 
 		fprintf(f, "%.3f", q);
 		for (unsigned p = 0; p < PL_COUNT; p++)
-			fprintf(f, " %.3f %.3f", quantile_us(&lr[p].all[LAT_RAW_READ], q),
-				quantile_us(&lr[p].all[LAT_MS_READ], q));
+			fprintf(f, " %.3f %.3f", bench_quantile_us(&lr[p].all[LAT_RAW_READ], q),
+				bench_quantile_us(&lr[p].all[LAT_MS_READ], q));
 		fputc('\n', f);
 	}
 	fclose(f);
@@ -891,16 +789,6 @@ static void write_data_files(const struct options *o, const struct lat_result *l
 	fclose(f);
 }
 
-static char *iso_date(char *buf, size_t len)
-{
-	time_t t = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return buf;
-}
-
 static void usage_exit(int code) __attribute__((noreturn));
 
 static void usage_exit(int code)
@@ -920,9 +808,9 @@ static void usage_exit(int code)
 
 static double p_ratio(const struct lat_result *lr, enum lat_mode ms, enum lat_mode raw, double q)
 {
-	double r = quantile_us(&lr->all[raw], q);
+	double r = bench_quantile_us(&lr->all[raw], q);
 
-	return r > 0 ? quantile_us(&lr->all[ms], q) / r : 0;
+	return r > 0 ? bench_quantile_us(&lr->all[ms], q) / r : 0;
 }
 
 int main(int argc, char **argv)
@@ -1052,12 +940,12 @@ int main(int argc, char **argv)
 		 "memserver 4 KiB READ p50 / raw TCP ping-pong p50, 1 outstanding, %s",
 		 placement_text[hp]);
 	json_object_set_new(ratios, "read_latency_p50_ratio",
-			    ratio_json(lat_ratio, "<= 1.25", lat_ratio <= LAT_GOAL, text));
+			    bench_ratio_json(lat_ratio, "<= 1.25", lat_ratio <= LAT_GOAL, text));
 	json_object_set_new(ratios, "read_latency_p99_ratio",
-			    ratio_json(p_ratio(h, LAT_MS_READ, LAT_RAW_READ, 0.99), NULL, -1,
+			    bench_ratio_json(p_ratio(h, LAT_MS_READ, LAT_RAW_READ, 0.99), NULL, -1,
 				       "the same at p99"));
 	json_object_set_new(ratios, "ping_latency_p50_ratio",
-			    ratio_json(p_ratio(h, LAT_MS_PING, LAT_RAW_PING, 0.5), NULL, -1,
+			    bench_ratio_json(p_ratio(h, LAT_MS_PING, LAT_RAW_PING, 0.5), NULL, -1,
 				       "memserver PING p50 / raw 32-byte ping-pong p50: the "
 				       "per-request cost without the page"));
 	for (unsigned p = 0; p < PL_COUNT; p++) {
@@ -1070,37 +958,37 @@ int main(int argc, char **argv)
 		snprintf(key, sizeof(key), "read_latency_p50_%s_ratio", placement_name[p]);
 		snprintf(text, sizeof(text), "READ p50 ratio with %s", placement_text[p]);
 		json_object_set_new(ratios, key,
-				    ratio_json(p_ratio(&lr[p], LAT_MS_READ, LAT_RAW_READ, 0.5),
+				    bench_ratio_json(p_ratio(&lr[p], LAT_MS_READ, LAT_RAW_READ, 0.5),
 					       NULL, -1, text));
 	}
 	for (unsigned i = 0; i < ARRAY_SIZE(tc); i++) {
 		snprintf(text, sizeof(text),
 			 "memserver %s pages/s / raw pages/s, %u outstanding 1-page requests",
 			 ms_op_name(tc[i].op), tc[i].depth);
-		json_object_set_new(ratios, tput_key[i], ratio_json(tput_ratio[i], NULL, -1, text));
+		json_object_set_new(ratios, tput_key[i], bench_ratio_json(tput_ratio[i], NULL, -1, text));
 	}
 	if (rr.ok)
 		json_object_set_new(ratios, "rss_growth_per_written_byte_ratio",
-				    ratio_json(rss_growth, "<= 1.1", rss_growth <= RSS_GROWTH_GOAL,
+				    bench_ratio_json(rss_growth, "<= 1.1", rss_growth <= RSS_GROWTH_GOAL,
 					       "daemon RSS growth / bytes written (lazy allocation: ~1)"));
 
 	figures = json_object();
 	if (rr.ok)
 		json_object_set_new(
 			figures, "daemon_rss_untouched_mib",
-			json_pack("{s:f,s:s,s:s,s:b,s:s}", "value", round3(rr.untouched_mib),
+			json_pack("{s:f,s:s,s:s,s:b,s:s}", "value", bench_round3(rr.untouched_mib),
 				  "unit", "MiB", "goal", "< 8", "met",
 				  rr.untouched_mib < RSS_GOAL_MIB, "description",
 				  "memserver daemon VmRSS with 16 x 64 MiB regions created, untouched"));
 	json_object_set_new(figures, "raw_tcp_4k_p50_us",
 			    json_pack("{s:f,s:s,s:s}", "value",
-				      round3(quantile_us(&h->all[LAT_RAW_READ], 0.5)), "unit", "us",
+				      bench_round3(bench_quantile_us(&h->all[LAT_RAW_READ], 0.5)), "unit", "us",
 				      "description",
 				      "the floor: raw loopback TCP 48 B / 4136 B round trip (absolute "
 				      "times are only context)"));
 	json_object_set_new(figures, "memserver_read_p50_us",
 			    json_pack("{s:f,s:s,s:s}", "value",
-				      round3(quantile_us(&h->all[LAT_MS_READ], 0.5)), "unit", "us",
+				      bench_round3(bench_quantile_us(&h->all[LAT_MS_READ], 0.5)), "unit", "us",
 				      "description", "memserver 1-page READ round trip"));
 
 	results = json_object();
@@ -1142,10 +1030,10 @@ int main(int argc, char **argv)
 		json_object_set_new(
 			results, "daemon_rss",
 			json_pack("{s:f,s:f,s:f,s:f,s:f,s:I,s:I,s:I,s:i}", "idle_mib",
-				  round3(rr.idle_mib), "regions_untouched_mib", round3(rr.untouched_mib),
-				  "regions_untouched_anon_mib", round3(rr.untouched_anon_mib),
-				  "regions_untouched_file_mib", round3(rr.untouched_file_mib),
-				  "after_write_mib", round3(rr.written_mib), "regions_bytes",
+				  bench_round3(rr.idle_mib), "regions_untouched_mib", bench_round3(rr.untouched_mib),
+				  "regions_untouched_anon_mib", bench_round3(rr.untouched_anon_mib),
+				  "regions_untouched_file_mib", bench_round3(rr.untouched_file_mib),
+				  "after_write_mib", bench_round3(rr.written_mib), "regions_bytes",
 				  (json_int_t)rr.created_bytes, "written_bytes",
 				  (json_int_t)rr.written_bytes, "stat_resident_bytes",
 				  (json_int_t)rr.stat_resident, "regions", o.rss_regions));
@@ -1177,7 +1065,7 @@ int main(int argc, char **argv)
 		"threads of the same process, interleaved in alternating rounds of one run. The "
 		"in-process server has one worker thread, like the raw server. RSS figures are "
 		"of the real memserver daemon.",
-		"date", iso_date(date, sizeof(date)), "machine", machine_json(), "config",
+		"date", bench_iso_date(date, sizeof(date)), "machine", bench_machine_json(), "config",
 		"transport", "tcp://127.0.0.1", "quick", o.quick, "rounds", o.rounds,
 		"latency_round_trips_per_round", o.lat_iters, "throughput_ms_per_round", o.tput_ms,
 		"server_threads", 1, "pages_cycled", BENCH_PAGES, "headline_placement",
@@ -1205,7 +1093,7 @@ int main(int argc, char **argv)
 			snprintf(text, sizeof(text), "%s %s, %s", k < 2 ? "READ 4K" : "PING",
 				 k == 1 ? "p99" : "p50", placement_name[p]);
 			printf("  %-34s %8.1fus %8.1fus %7.3f%s\n", text,
-			       quantile_us(&lr[p].all[raw], q), quantile_us(&lr[p].all[ms], q),
+			       bench_quantile_us(&lr[p].all[raw], q), bench_quantile_us(&lr[p].all[ms], q),
 			       p_ratio(&lr[p], ms, raw, q),
 			       p == hp && k == 0 ? (lat_ratio <= LAT_GOAL ? "  goal <= 1.25: met"
 									: "  goal <= 1.25: NOT met")

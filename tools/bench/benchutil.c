@@ -40,13 +40,14 @@ void bench_samples_sort(struct bench_samples *s)
 	s->sorted = 1;
 }
 
-double bench_quantile_us(struct bench_samples *s, double q)
+double bench_quantile_us(const struct bench_samples *s, double q)
 {
 	size_t i;
 
 	if (!s->n)
 		return 0;
-	bench_samples_sort(s);
+	/* Sorting does not change the set the caller passed as const. */
+	bench_samples_sort((struct bench_samples *)s);
 	i = (size_t)ceil(q * (double)s->n);
 	i = i ? i - 1 : 0;
 	if (i >= s->n)
@@ -130,15 +131,21 @@ json_t *bench_ratio_json(double value, const char *goal, int met, const char *wh
 	return r;
 }
 
-void bench_write_json(json_t *obj, const char *dir, const char *name)
+char *bench_iso_date(char *buf, size_t len)
 {
-	char path[4096], date[64];
 	time_t now = time(NULL);
 	struct tm tm;
 
 	gmtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	json_object_set_new(obj, "date", json_string(date));
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return buf;
+}
+
+void bench_write_json(json_t *obj, const char *dir, const char *name)
+{
+	char path[4096], date[64];
+
+	json_object_set_new(obj, "date", json_string(bench_iso_date(date, sizeof(date))));
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	if (json_dump_file(obj, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER))
 		die("cannot write %s: %s", path, strerror(errno));

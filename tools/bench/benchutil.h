@@ -20,7 +20,7 @@ struct bench_samples {
 void bench_samples_add(struct bench_samples *s, uint64_t ns);
 void bench_samples_sort(struct bench_samples *s);
 /* Nearest-rank quantile in microseconds (sorts if needed); 0 when empty. */
-double bench_quantile_us(struct bench_samples *s, double q);
+double bench_quantile_us(const struct bench_samples *s, double q);
 double bench_mean_us(const struct bench_samples *s);
 /* {"samples", "p50_us", "p90_us", "p99_us", "mean_us"} */
 json_t *bench_samples_json(struct bench_samples *s);
@@ -34,6 +34,9 @@ json_t *bench_machine_json(void);
 
 /* {"value", "goal" (when goal), "met" (when met >= 0), "description"} */
 json_t *bench_ratio_json(double value, const char *goal, int met, const char *what);
+
+/* Now, UTC, as 2026-01-31T12:00:00Z, into buf; returns buf. */
+char *bench_iso_date(char *buf, size_t len);
 
 /* Adds "date" and writes obj to dir/name (exits with a message on error). */
 void bench_write_json(json_t *obj, const char *dir, const char *name);

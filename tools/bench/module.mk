@@ -23,7 +23,7 @@ $(BENCH_REPORT_BIN): $(OBJ)/tools/bench/report.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -ljansson -lm
 
-$(BENCH_MEMSERVER_BIN): $(OBJ)/tools/bench/bench_memserver.o $(LIBMEMSERVER) $(LIBMSCLIENT) \
+$(BENCH_MEMSERVER_BIN): $(OBJ)/tools/bench/bench_memserver.o $(OBJ)/tools/bench/benchutil.o $(LIBMEMSERVER) $(LIBMSCLIENT) \
 		$(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(COMMON_LDLIBS) -ljansson -lm
