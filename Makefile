@@ -51,6 +51,8 @@ include common/module.mk
 include memserver/module.mk
 include ept/module.mk
 include tools/memload/module.mk
+-include vmm/module.mk
+-include guest-images/module.mk
 include tools/fuzz/module.mk
 include tools/bench/module.mk
 include tools/demo/module.mk

@@ -51,7 +51,8 @@ struct ept_write {
 	uint64_t page;
 	uint8_t *buf;		/* owned by the write until it completes */
 	uint64_t sum;
-	uint8_t remaining;	/* replicas still to acknowledge */
+	uint8_t remaining;	/* replicas still to answer */
+	uint8_t acked;		/* replicas that stored it */
 	int error;
 	struct ept_write *next_free;
 };

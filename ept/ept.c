@@ -441,6 +441,7 @@ char *ept_stats_json(const struct ept_stats *s)
 	FIELD(resident_peak);
 	FIELD(capacity_pages);
 	FIELD(writeback_inflight);
+	FIELD(servers_failed);
 #undef FIELD
 	json_object_set_new(o, "latency_zero_fill", hist_json(&s->lat_zero_fill));
 	json_object_set_new(o, "latency_remote", hist_json(&s->lat_remote));

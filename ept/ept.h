@@ -88,6 +88,7 @@ struct ept_stats {
 	uint64_t resident_peak;
 	uint64_t capacity_pages;	/* cache_size / EPT_PAGE_SIZE */
 	uint64_t writeback_inflight;
+	uint64_t servers_failed;	/* servers given up on (replicas degraded) */
 	struct hist lat_zero_fill;	/* ns from fault read to install */
 	struct hist lat_remote;
 	struct hist lat_wb_hit;

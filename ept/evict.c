@@ -126,18 +126,16 @@ static bool classify(struct ept *e, uint32_t f, uint8_t *buf)
 		ept_buf_put(&e->ft, buf);
 		return false;
 	}
-	if (h == e->zero_sum && is_zero_page(buf)) {
-		/* Zero pages are never sent: the bit says "read as zeros". But a
-		 * write still in flight would land after this decision, so only
-		 * forget the servers' copy when none is. */
+	/* Zeros are never sent, unless the servers hold an older non-zero copy
+	 * (or one is on its way): then the zeros must replace it there, or a
+	 * reader starting from the servers (a restarted or migrated VMM) would
+	 * see stale data. */
+	if (h == e->zero_sum && !fr->wb && !ept_remote_test(&e->ft, fr->page) &&
+	    is_zero_page(buf)) {
 		e->st.skipped_zero++;
-		if (!fr->wb) {
-			ept_buf_put(&e->ft, buf);
-			ept_remote_set(&e->ft, fr->page, false);
-			fr->sum = e->zero_sum;
-			return false;
-		}
-		/* Rare: send the zeros after the write in flight. */
+		ept_buf_put(&e->ft, buf);
+		fr->sum = e->zero_sum;
+		return false;
 	}
 	ept_start_write(e, f, buf, h);
 	return true;

@@ -279,11 +279,21 @@ int ept_remote_read(struct ept *e, struct ept_read *rd, uint8_t *buf)
 int ept_remote_write(struct ept *e, struct ept_write *wr)
 {
 	struct ept_ext *ext = ept_remote_ext(e, wr->page);
+	unsigned live = 0;
 	int ret;
 
-	wr->remaining = (uint8_t)ext->nreplicas;
+	/* A failed replica is left behind (degraded): it is never read again,
+	 * and the write completes when every live replica has it. */
+	for (unsigned r = 0; r < ext->nreplicas; r++)
+		live += !ext->rep[r].srv->failed;
+	if (!live)
+		return -EIO;
+	wr->remaining = (uint8_t)live;
+	wr->acked = 0;
 	wr->error = 0;
 	for (unsigned r = 0; r < ext->nreplicas; r++) {
+		if (ext->rep[r].srv->failed)
+			continue;
 		ret = batch_add(e, ext, r, BATCH_WRITE, wr->page, wr->buf, wr);
 		if (ret)
 			return ret;
@@ -328,12 +338,19 @@ static void complete_read(struct ept *e, struct ept_batch *b)
 static void complete_batch(struct ept *e, struct ept_batch *b)
 {
 	if (b->io.result) {
-		log_err("%s of %u pages from region %llu on %s failed: %s",
-			b->kind == BATCH_READ ? "read" : "write", b->n,
-			(unsigned long long)b->io.region, b->srv->url, strerror(-b->io.result));
+		/* Once per server: after it is marked failed, the batches still
+		 * in flight all come back with the same error. */
+		if (!b->srv->failed)
+			log_err("%s of %u pages from region %llu on %s failed: %s",
+				b->kind == BATCH_READ ? "read" : "write", b->n,
+				(unsigned long long)b->io.region, b->srv->url,
+				strerror(-b->io.result));
 		if (b->io.result != -EBADMSG && b->io.result != -ESTALE && !b->srv->failed) {
 			int fd = ms_client_fd(b->srv->client);
 
+			log_err("memory server %s failed: its replicas are no longer used",
+				b->srv->url);
+			e->st.servers_failed++;
 			b->srv->failed = true;
 			if (fd >= 0)
 				epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, NULL);
@@ -345,10 +362,17 @@ static void complete_batch(struct ept *e, struct ept_batch *b)
 		for (unsigned i = 0; i < b->n; i++) {
 			struct ept_write *wr = b->items[i];
 
-			if (b->io.result && !wr->error)
+			if (b->io.result)
 				wr->error = b->io.result;
-			if (--wr->remaining == 0)
+			else
+				wr->acked++;
+			if (--wr->remaining == 0) {
+				/* Done once some replica has it; fenced or corrupt
+				 * writes are errors whatever the others said. */
+				if (wr->acked && wr->error != -ESTALE && wr->error != -EBADMSG)
+					wr->error = 0;
 				ept_on_write_done(e, wr);
+			}
 		}
 	}
 	free(b);
