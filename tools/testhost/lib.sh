@@ -31,6 +31,18 @@
 TH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TH_TOP=$(cd "$TH_DIR/../.." && pwd)
 
+# Outer directories under /tmp or /run that commands in the hosts must see
+# (the checkout and the build directory), comma-separated.
+th_keep_dirs() {
+	local d out=""
+	for d in "$TH_TOP" "${TESTHOST_BUILD:-}"; do
+		[ -n "$d" ] || continue
+		d=$(cd "$d" 2>/dev/null && pwd) || continue
+		case "$d" in /tmp/*|/run/*) out+="${out:+,}$d" ;; esac
+	done
+	echo "${out:-none}"
+}
+
 if [ -z "${TESTHOST_CACHE:-}" ]; then
 	if [ -w /var/cache ] || [ -w /var/cache/legato ]; then
 		TESTHOST_CACHE=/var/cache/legato/testhost
@@ -401,6 +413,9 @@ th_up() {
 		cmdline="console=ttyS0 panic=-1 loglevel=$TESTHOST_LOGLEVEL 8250.nr_uarts=1 i8042.noaux"
 		cmdline+=" legato.name=$name legato.ip=$ip/24 legato.hosts=$hostsarg"
 		[ "${TESTHOST_DEBUG:-0}" = 1 ] && cmdline+=" legato.debug=1"
+		# The hosts get fresh /tmp and /run: a checkout or build directory
+		# under them (CI clones anywhere) is bound back into their view.
+		cmdline+=" legato.keep=$(th_keep_dirs)"
 		started[$name]=$(th_now)
 		# A simple command, not a function, so the background child execs
 		# at once and keeps none of this shell's saved descriptors (a
