@@ -35,6 +35,6 @@ $(KVM_SMOKE_BIN): $(HOSTS_OBJ)/tests/hosts/kvm_smoke.o
 HOSTS_TIMEOUT ?= 900
 
 .PHONY: check-hosts
-check-hosts: $(HOSTS_PROGS)
+check-hosts: $(HOSTS_PROGS) all
 	TESTHOST_AGENT=$(abspath $(TESTHOST_AGENT_BIN)) TESTHOST_BUILD=$(abspath $(BUILD)) \
 		timeout -k 30 $(HOSTS_TIMEOUT) bash tests/hosts/run.sh $(HOSTS_CASES)
