@@ -63,3 +63,38 @@ $(BENCH_EPT_BIN): $(OBJ)/tools/bench/bench_ept.o $(OBJ)/tools/bench/benchutil.o 
 bench-ept: $(BENCH_EPT_BIN) $(BENCH_REPORT_BIN)
 	$(BENCH_EPT_BIN) -o $(BENCH_DIR)
 	$(if $(BENCH_NO_REPORT),,$(BENCH_REPORT_BIN) --dir $(BENCH_DIR))
+
+# bench-ept-workload, bench-ept-policy, bench-ept-prefetch: the virtual cache
+# measured as a whole (tools/bench/ept-*.sh; tools/bench/README-style JSON in
+# docs/bench/ept-NAME.json): workload time against all-local memory, miss
+# ratio of the engine's policies against exact LRU and OPT, and prefetch on a
+# sequential scan. check-ept-bench-smoke runs each script --quick into
+# $(BUILD)/bench-smoke-ept and checks only that the outputs exist and parse.
+BENCH_EPT_TRACEGEN_BIN := $(BUILD)/bench-ept-tracegen
+BENCH_EPT_SMOKE_DIR := $(BUILD)/bench-smoke-ept
+PROGS += $(BENCH_EPT_TRACEGEN_BIN)
+BENCH_TARGETS += bench-ept-workload bench-ept-policy bench-ept-prefetch
+DEPS_PKGS += valgrind jq
+
+$(BENCH_EPT_TRACEGEN_BIN): $(OBJ)/tools/bench/ept_tracegen.o $(OBJ)/tools/memload/workload.o \
+		$(OBJ)/tools/memload/rand.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lm
+
+.PHONY: bench-ept-workload bench-ept-policy bench-ept-prefetch check-ept-bench-smoke
+
+bench-ept-workload: $(MEMLOAD_BIN) $(MEMSERVER_BIN) $(BENCH_REPORT_BIN)
+	sh tools/bench/ept-workload.sh --out $(BENCH_DIR) --build $(BUILD)
+	$(if $(BENCH_NO_REPORT),,$(BENCH_REPORT_BIN) --dir $(BENCH_DIR))
+
+bench-ept-policy: $(CACHESIM_BIN) $(LACKEY2TRACE_BIN) $(BENCH_EPT_TRACEGEN_BIN) $(BENCH_REPORT_BIN)
+	sh tools/bench/ept-policy.sh --out $(BENCH_DIR) --build $(BUILD)
+	$(if $(BENCH_NO_REPORT),,$(BENCH_REPORT_BIN) --dir $(BENCH_DIR))
+
+bench-ept-prefetch: $(MEMLOAD_BIN) $(MEMSERVER_BIN) $(BENCH_EPT_TRACEGEN_BIN) $(BENCH_REPORT_BIN)
+	sh tools/bench/ept-prefetch.sh --out $(BENCH_DIR) --build $(BUILD)
+	$(if $(BENCH_NO_REPORT),,$(BENCH_REPORT_BIN) --dir $(BENCH_DIR))
+
+check-ept-bench-smoke: $(MEMLOAD_BIN) $(MEMSERVER_BIN) $(CACHESIM_BIN) $(LACKEY2TRACE_BIN) \
+		$(BENCH_EPT_TRACEGEN_BIN) $(BENCH_REPORT_BIN)
+	sh tools/bench/ept-smoke.sh $(BENCH_EPT_SMOKE_DIR) $(BUILD)
