@@ -142,6 +142,18 @@ static void frame_mapped(struct ept *e, uint32_t f, uint64_t sum)
 	note_resident(e);
 }
 
+/* A prefetched marker page: tracked by the policy like a mapped page but kept
+ * in its buffer (INACTIVE), so touching it faults and moves the stream on. */
+static void frame_held(struct ept *e, uint32_t f, uint64_t sum)
+{
+	struct ept_frame *fr = &e->ft.frames[f];
+
+	fr->state = FR_INACTIVE;
+	fr->sum = sum;
+	e->pops->insert(e->pol, f, true);
+	note_resident(e);
+}
+
 static void defer_fault(struct ept *e, uint64_t page, uint64_t t0)
 {
 	if (e->ndeferred == e->deferred_cap) {
@@ -165,7 +177,7 @@ static void defer_fault(struct ept *e, uint64_t page, uint64_t t0)
 
 /* Starts serving page p in a new frame; returns false when no frame could be
  * had (the caller defers or gives up). */
-static bool start_page(struct ept *e, uint64_t page, uint64_t t0, bool prefetch)
+static bool start_page(struct ept *e, uint64_t page, uint64_t t0, bool prefetch, bool marker)
 {
 	int32_t f = take_frame(e, page, prefetch);
 	struct ept_frame *fr;
@@ -176,8 +188,14 @@ static bool start_page(struct ept *e, uint64_t page, uint64_t t0, bool prefetch)
 	fr = &e->ft.frames[f];
 	fr->t0 = t0;
 	if (prefetch) {
-		fr->flags |= FR_PREFETCHED;
+		fr->flags |= FR_PREFETCHED | (marker ? FR_MARKER : 0);
 		e->st.prefetched++;
+	}
+	if (!ept_remote_test(&e->ft, page) && marker) {
+		fr->buf = ept_buf_get(&e->ft);
+		memset(fr->buf, 0, EPT_PAGE_SIZE);
+		frame_held(e, (uint32_t)f, e->zero_sum);
+		return true;
 	}
 	if (!ept_remote_test(&e->ft, page)) {
 		/* Never written (or written back as zeros): no round trip. */
@@ -214,22 +232,28 @@ static void prefetch_hit(struct ept *e, struct ept_frame *fr)
 	if (fr->flags & FR_PREFETCHED) {
 		fr->flags &= ~FR_PREFETCHED;
 		e->st.prefetch_hits++;
-		ept_prefetch_feedback(&e->pf, 1);
 	}
 }
 
-static void prefetch_after(struct ept *e, uint64_t page)
+/* Feeds the stream detector with a fault on page (or the touch of a window's
+ * marker) and issues whatever window it asks for. */
+static void prefetch_after(struct ept *e, uint64_t page, bool marker_hit)
 {
 	int64_t stride;
-	uint64_t q;
-	unsigned n = ept_prefetch_on_fault(&e->pf, page, &stride, &q);
+	uint64_t q, marker;
+	unsigned n;
 
+	if (!e->prefetch_on)
+		return;
+	n = marker_hit ? ept_prefetch_on_marker(&e->pf, page, &stride, &q)
+		       : ept_prefetch_on_fault(&e->pf, page, &stride, &q);
+	marker = ept_prefetch_marker(&e->pf);
 	for (unsigned i = 0; i < n && !e->failed; i++, q += (uint64_t)stride) {
 		if (q >= e->npages)
 			break; /* also catches a negative stride running below 0 */
 		if (ept_frames_lookup(&e->ft, q) >= 0)
 			continue;
-		if (!start_page(e, q, 0, true))
+		if (!start_page(e, q, 0, true, q == marker))
 			break;
 	}
 }
@@ -259,10 +283,10 @@ static void serve_missing(struct ept *e, uint64_t page, uint64_t t0)
 	struct ept_frame *fr;
 
 	if (f < 0) {
-		if (!start_page(e, page, t0, false))
+		if (!start_page(e, page, t0, false, false))
 			defer_fault(e, page, t0);
 		else if (e->prefetch_on)
-			prefetch_after(e, page);
+			prefetch_after(e, page, false);
 		return;
 	}
 	fr = &e->ft.frames[f];
@@ -271,20 +295,34 @@ static void serve_missing(struct ept *e, uint64_t page, uint64_t t0)
 		e->st.faults_in_flight++;
 		if (!fr->t0)
 			fr->t0 = t0;
-		prefetch_hit(e, fr);
+		if (fr->flags & FR_MARKER) {
+			/* Installed when it arrives: someone waits for it now. */
+			fr->flags &= ~FR_MARKER;
+			prefetch_hit(e, fr);
+			prefetch_after(e, page, true);
+		} else {
+			prefetch_hit(e, fr);
+			prefetch_after(e, page, false);
+		}
 		break;
 	case FR_MAPPED:
 		ept_wake(e, page);
 		break;
-	case FR_INACTIVE:
+	case FR_INACTIVE: {
+		bool marker = fr->flags & FR_MARKER;
+
 		e->st.faults_inactive_hit++;
+		fr->flags &= ~FR_MARKER;
 		prefetch_hit(e, fr);
 		reinstall(e, (uint32_t)f, fr->buf, t0, &e->st.lat_inactive_hit);
+		prefetch_after(e, page, marker);
 		break;
+	}
 	case FR_WRITEBACK:
 		e->st.faults_wb_hit++;
 		reinstall(e, (uint32_t)f, fr->pending ? fr->pending : fr->wb->buf, t0,
 			  &e->st.lat_wb_hit);
+		prefetch_after(e, page, false);
 		break;
 	}
 }
@@ -325,12 +363,19 @@ void ept_on_read_done(struct ept *e, struct ept_read *rd, uint8_t *buf, bool zer
 			  (unsigned long long)ext->rep[0].region, strerror(-result));
 		return;
 	}
+	e->st.pages_fetched++;
+	if (fr->flags & FR_MARKER) {
+		/* Nobody waits: hold it back so the reader's touch is seen. */
+		if (zero)
+			memset(buf, 0, EPT_PAGE_SIZE);
+		frame_held(e, rd->frame, XXH3_64bits(buf, EPT_PAGE_SIZE));
+		return;
+	}
 	if (ept_install(e, fr->page, zero ? NULL : buf))
 		return;
 	ept_buf_put(&e->ft, fr->buf);
 	fr->buf = NULL;
 	frame_mapped(e, rd->frame, zero ? e->zero_sum : XXH3_64bits(buf, EPT_PAGE_SIZE));
-	e->st.pages_fetched++;
 	if (fr->t0) {
 		e->st.faults_remote++;
 		hist_add(&e->st.lat_remote, now_ns() - fr->t0);
@@ -348,7 +393,7 @@ static void retry_deferred(struct ept *e)
 
 		if (ept_frames_lookup(&e->ft, page) >= 0)
 			serve_missing(e, page, t0);
-		else if (!start_page(e, page, t0, false)) {
+		else if (!start_page(e, page, t0, false, false)) {
 			break;
 		}
 	}

@@ -124,6 +124,7 @@ struct ept {
 	bool stopping;
 	struct ept_stats st;
 	uint32_t *scratch;		/* nframes entries */
+	uint32_t sample_credit;		/* pages the sampler may unmap (see ept_sample) */
 	int flush_cmd;			/* CMD_FLUSH/CMD_DROP being executed, or 0 */
 	unsigned flush_outstanding;
 

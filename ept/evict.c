@@ -24,6 +24,7 @@
 #include <xxhash.h>
 
 #include "common/log.h"
+#include "common/util.h"
 #include "ept/engine.h"
 
 static int write_protect(struct ept *e, uint64_t page, bool on)
@@ -156,8 +157,10 @@ bool ept_evict_frame(struct ept *e, uint32_t f)
 	fr->buf = NULL;
 	e->pops->remove(e->pol, f);
 	e->st.evictions++;
-	if (fr->flags & FR_PREFETCHED)
-		ept_prefetch_feedback(&e->pf, 0);
+	/* One sample to replace the victim, one to grow the list to its size. */
+	e->sample_credit = MIN(e->sample_credit + 2, e->ft.nframes);
+	if (fr->flags & FR_MARKER)
+		ept_prefetch_feedback(&e->pf, 0); /* the stream stopped before it */
 	classify(e, f, buf);
 	if (fr->wb) {
 		fr->state = FR_WRITEBACK;
@@ -171,16 +174,18 @@ void ept_sample(struct ept *e)
 {
 	unsigned n;
 
-	/* Sample only under pressure, as Linux scans only when memory is short:
-	 * while free frames remain, a sampled page would only cost a fault. */
-	if (!e->pops->deactivate || e->failed || e->ft.nfree > e->ft.nframes / 16)
+	/* Sample only as fast as pages are evicted, as Linux scans only to
+	 * reclaim: a working set that fits raises no sampling faults at all,
+	 * and under pressure the inactive list refills as victims leave it. */
+	if (!e->pops->deactivate || e->failed || !e->sample_credit)
 		return;
-	n = e->pops->deactivate(e->pol, e->scratch, 64);
+	n = e->pops->deactivate(e->pol, e->scratch, MIN(64u, e->sample_credit));
+	e->sample_credit -= n;
 	for (unsigned i = 0; i < n; i++) {
 		uint32_t f = e->scratch[i];
 
 		if (e->ft.frames[f].state != FR_MAPPED)
-			abort(); /* policies only track installed frames */
+			continue; /* a readahead marker: unmapped already */
 		if (ept_unmap_to_buf(e, f))
 			return;
 		e->ft.frames[f].state = FR_INACTIVE;

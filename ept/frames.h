@@ -23,6 +23,7 @@ enum ept_frame_state {
 };
 
 #define FR_PREFETCHED 0x1	/* installed ahead of any fault, not yet known used */
+#define FR_MARKER 0x2		/* a readahead marker: held unmapped until touched */
 
 struct ept_write;
 

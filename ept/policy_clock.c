@@ -7,9 +7,9 @@
  * and goes back to the head of the active list; the victim is the oldest
  * inactive page, one that was not touched for a whole trip down the list.
  *
- * Demand-fetched pages enter the active head. Prefetched pages enter the
- * active tail, so they are the next to be sampled and, if unused, evicted
- * first: a prediction never outranks a page known to be in use.
+ * Demand-fetched and prefetched pages enter the active head; a prediction
+ * still never displaces a page in use, because prefetch takes only free
+ * frames or victims from the inactive list.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -55,17 +55,11 @@ static void clock_destroy(struct ept_policy *p)
 
 static void clock_insert(struct ept_policy *p, unsigned f, bool prefetched)
 {
+	/* Prefetched pages too: placed at the tail they would be sampled (and
+	 * cost a fault) before the reader reaches them. They cannot displace a
+	 * page in use: prefetch only takes free frames or cold victims. */
+	(void)prefetched;
 	fl_push_head(&p->active, p->links, f);
-	if (prefetched && p->active.len > 1) {
-		/* Move to the tail: first in line for sampling. */
-		fl_unlink(&p->active, p->links, f);
-		p->links[f].prev = p->active.tail;
-		p->links[f].next = FL_NONE;
-		p->links[f].list = LIST_ACTIVE;
-		p->links[p->active.tail].next = f;
-		p->active.tail = f;
-		p->active.len++;
-	}
 }
 
 static void clock_remove(struct ept_policy *p, unsigned f)

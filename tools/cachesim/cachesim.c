@@ -11,7 +11,8 @@
  * had deactivated (returned by deactivate(), which the engine unmaps to sample
  * references) is a sampling fault: a minor fault served locally, counted apart
  * from misses, after which the policy hears reference(). After every access
- * the policy may deactivate up to 64 frames, as the engine asks it each turn.
+ * the policy may deactivate up to 64 frames, as the engine asks it each turn,
+ * but no more than two per eviction so far (the engine's sampling credit).
  * Accesses to mapped frames are invisible to the policy, as in the engine.
  * Reads and writes are treated alike (the trace's R/W is ignored).
  */
@@ -340,7 +341,7 @@ static int sim_ept(const struct trace *t, const struct ept_policy_ops *ops, uint
 	uint32_t *free_frames = malloc((size_t)cap * sizeof(*free_frames));
 	unsigned out[SAMPLE_MAX];
 	uint64_t misses = 0, sampling = 0;
-	uint32_t nfree = cap;
+	uint32_t nfree = cap, credit = 0;
 	struct ept_policy *pol;
 	int ret;
 
@@ -377,6 +378,8 @@ static int sim_ept(const struct trace *t, const struct ept_policy_ops *ops, uint
 					return -1;
 				}
 				ops->remove(pol, v);
+				/* As the engine: two samples per eviction (ept/evict.c). */
+				credit = credit + 2 < cap ? credit + 2 : cap;
 				frame_of[page_of[v]] = NONE;
 				page_of[v] = NONE;
 				inactive[v] = 0;
@@ -387,9 +390,10 @@ static int sim_ept(const struct trace *t, const struct ept_policy_ops *ops, uint
 			page_of[f] = p;
 			ops->insert(pol, f, false);
 		}
-		if (ops->deactivate) {
-			unsigned n = ops->deactivate(pol, out, SAMPLE_MAX);
+		if (ops->deactivate && credit) {
+			unsigned n = ops->deactivate(pol, out, credit < SAMPLE_MAX ? credit : SAMPLE_MAX);
 
+			credit -= n;
 			for (unsigned k = 0; k < n; k++) {
 				if (out[k] >= cap || inactive[out[k]]) {
 					fprintf(stderr, "cachesim: policy %s deactivated frame %u, which "
