@@ -39,9 +39,9 @@ done
 fail=0
 run() {
 	local name=$1; shift
-	if th_run -n -t 180 h2 -- "$ml" --memserver "tcp://$(th_ip h1):7100" \
-		--memserver tcp://127.0.0.1:7100 --mem 32M --cache 4M --threads 4 \
-		--write-ratio 0.5 --verify --timeout 150 "$@" >"$log/$name.out" 2>&1; then
+	if th_run -n -t 220 h2 -- "$ml" --memserver "tcp://$(th_ip h1):7100" \
+		--memserver tcp://127.0.0.1:7100 --mem 16M --cache 2M --threads 4 \
+		--write-ratio 0.5 --verify --timeout 200 "$@" >"$log/$name.out" 2>&1; then
 		echo "case-ept: ok $name: $(grep -o 'mismatches[^,]*' "$log/$name.out" | head -3 | tr '\n' ' ')"
 	else
 		echo "case-ept: FAIL $name:"
@@ -49,7 +49,7 @@ run() {
 		fail=1
 	fi
 }
-run uniform-clock --pattern uniform --policy clock --ops 60000
-run zipf-fifo --pattern zipf:0.99 --policy fifo --ops 60000
-run uniform-delays --pattern uniform --policy clock --ops 20000 --test-delay-us 2000
+run uniform-clock --pattern uniform --policy clock --ops 30000
+run zipf-fifo --pattern zipf:0.99 --policy fifo --ops 30000
+run uniform-delays --pattern uniform --policy clock --ops 10000 --test-delay-us 2000
 exit $fail
