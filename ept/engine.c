@@ -138,6 +138,8 @@ static void frame_mapped(struct ept *e, uint32_t f, uint64_t sum)
 
 	fr->state = FR_MAPPED;
 	fr->sum = sum;
+	if (e->pops->set_page)
+		e->pops->set_page(e->pol, f, fr->page);
 	e->pops->insert(e->pol, f, fr->flags & FR_PREFETCHED);
 	note_resident(e);
 }
@@ -150,6 +152,8 @@ static void frame_held(struct ept *e, uint32_t f, uint64_t sum)
 
 	fr->state = FR_INACTIVE;
 	fr->sum = sum;
+	if (e->pops->set_page)
+		e->pops->set_page(e->pol, f, fr->page);
 	e->pops->insert(e->pol, f, true);
 	note_resident(e);
 }

@@ -10,10 +10,11 @@
 const struct ept_policy_ops *const ept_policies[] = {
 	&ept_policy_fifo,
 	&ept_policy_clock,
+	&ept_policy_refault,
 	NULL,
 };
 
-const char *const ept_policy_names[] = { "fifo", "clock", NULL };
+const char *const ept_policy_names[] = { "fifo", "clock", "refault", NULL };
 
 const struct ept_policy_ops *ept_policy_find(const char *name)
 {

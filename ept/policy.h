@@ -12,6 +12,7 @@
 #define LEGATO_EPT_POLICY_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct ept_policy;
 
@@ -20,6 +21,9 @@ struct ept_policy_ops {
 	/* Returns 0 or -ENOMEM. */
 	int (*create)(unsigned nframes, struct ept_policy **out);
 	void (*destroy)(struct ept_policy *p);
+	/* Optional: frame f is about to hold page (called before insert), for
+	 * policies that remember pages across evictions. */
+	void (*set_page)(struct ept_policy *p, unsigned f, uint64_t page);
 	/* Frame f now holds a page: fetched on demand, or prefetched. */
 	void (*insert)(struct ept_policy *p, unsigned f, bool prefetched);
 	/* The page in frame f (inactive) was referenced; the engine maps it again. */
@@ -43,5 +47,6 @@ const struct ept_policy_ops *ept_policy_find(const char *name);
 
 extern const struct ept_policy_ops ept_policy_fifo;
 extern const struct ept_policy_ops ept_policy_clock;
+extern const struct ept_policy_ops ept_policy_refault;
 
 #endif

@@ -388,6 +388,8 @@ static int sim_ept(const struct trace *t, const struct ept_policy_ops *ops, uint
 			f = free_frames[--nfree];
 			frame_of[p] = f;
 			page_of[f] = p;
+			if (ops->set_page)
+				ops->set_page(pol, f, p);
 			ops->insert(pol, f, false);
 		}
 		if (ops->deactivate && credit) {
