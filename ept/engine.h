@@ -171,6 +171,8 @@ void ept_start_write(struct ept *e, uint32_t f, uint8_t *buf, uint64_t sum);
 /* Starts a flush (CMD_FLUSH) or drop (CMD_DROP); completion is signalled by
  * ept_flush_progress when nothing is outstanding. */
 void ept_flush_begin(struct ept *e, int cmd);
+/* Evicts every mapped or sampled frame (drop's last pass). */
+void ept_drop_resident(struct ept *e);
 void ept_flush_progress(struct ept *e);
 
 /* remote.c */

@@ -207,10 +207,22 @@ void ept_flush_progress(struct ept *e)
 	if (e->failed) {
 		e->flush_cmd = 0;
 		cmd_complete(e, -EIO);
-	} else if (e->writes_inflight == 0) {
-		e->flush_cmd = 0;
-		cmd_complete(e, 0);
+		return;
 	}
+	if (e->writes_inflight)
+		return;
+	if (e->flush_cmd == CMD_DROP) {
+		/* Pages fetched meanwhile (prefetches in flight) must go too. */
+		if (e->reads_inflight)
+			return;
+		if (e->ft.nfree != e->ft.nframes) {
+			ept_drop_resident(e);
+			if (e->writes_inflight)
+				return;
+		}
+	}
+	e->flush_cmd = 0;
+	cmd_complete(e, 0);
 }
 
 static void snapshot_stats(struct ept *e, struct ept_stats *out)
@@ -254,13 +266,13 @@ static void *handler_main(void *arg)
 {
 	struct ept *e = arg;
 	struct epoll_event events[16];
+	int delay_ms = -1;	/* until the next delayed completion (test hook) */
 	sigset_t all;
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	for (;;) {
-		int timeout = e->test_delay_us ? ept_remote_delayed(e) : -1;
-		int n;
+		int timeout = delay_ms, n;
 
 		/* Wake up now and then while requests are out, to time them out. */
 		if (e->reads_inflight || e->writes_inflight)
@@ -274,18 +286,18 @@ static void *handler_main(void *arg)
 			else if (events[i].data.ptr == &e->evfd)
 				take_command(e);
 		}
-		/* Sending may bring replies in with it (they are then no longer
-		 * signalled by epoll): go round until nothing more completes. */
+		/* Completions (delayed ones included) start more work, and
+		 * sending may bring replies in with it (no longer signalled by
+		 * epoll): go round until nothing more completes. */
 		do {
-			if (!e->test_delay_us)
-				ept_remote_delayed(e); /* submissions that failed */
+			delay_ms = ept_remote_delayed(e);
 			if (!e->failed) {
 				ept_retry_deferred(e);
 				ept_sample(e);
 			}
 			ept_remote_submit(e);
 			ept_flush_progress(e);
-		} while (ept_remote_poll(e));
+		} while (ept_remote_poll(e) || delay_ms == 0);
 		if (e->failed) {
 			/* Serve nothing more; leave faulting threads blocked. */
 			epoll_ctl(e->epfd, EPOLL_CTL_DEL, e->uffd, NULL);

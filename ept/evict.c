@@ -240,6 +240,17 @@ static void flush_frame(struct ept *e, uint32_t f)
 	classify(e, f, buf);
 }
 
+void ept_drop_resident(struct ept *e)
+{
+	for (uint32_t f = 0; f < e->ft.nframes && !e->failed; f++) {
+		uint8_t st = e->ft.frames[f].state;
+
+		if (st == FR_MAPPED || st == FR_INACTIVE)
+			ept_evict_frame(e, f);
+	}
+	ept_remote_submit(e);
+}
+
 void ept_flush_begin(struct ept *e, int cmd)
 {
 	e->flush_cmd = cmd;

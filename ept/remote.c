@@ -119,6 +119,40 @@ static int open_replica(struct ept *e, struct ept_ext *ext, const struct ept_ext
 	return 0;
 }
 
+/*
+ * Learns which pages the servers already hold (a restarted or migrated VMM
+ * opens regions full of data): those are fetched on first touch, the rest are
+ * served as local zero pages. The union over replicas: a page any replica
+ * holds is fetched (a replica without it answers "zero").
+ */
+static int load_remote_map(struct ept *e, struct ept_ext *ext)
+{
+	uint8_t *map = malloc(MS_MAX_WRITTEN_PAGES / 8);
+	int ret = 0;
+
+	if (!map)
+		return -ENOMEM;
+	for (unsigned r = 0; r < ext->nreplicas && !ret; r++) {
+		for (uint64_t done = 0; done < ext->npages && !ret;) {
+			uint32_t n = (uint32_t)MIN(ext->npages - done, MS_MAX_WRITTEN_PAGES);
+
+			ret = ms_client_written(ext->rep[r].srv->client, ext->rep[r].region,
+						ext->rep[r].epoch, ext->rep[r].region_page + done,
+						n, map);
+			for (uint32_t i = 0; i < n && !ret; i++)
+				if (map[i / 8] >> (i % 8) & 1)
+					ept_remote_set(&e->ft, ext->first_page + done + i, true);
+			done += n;
+		}
+		if (ret)
+			log_err("cannot learn which pages region %llu on %s holds: %s",
+				(unsigned long long)ext->rep[r].region, ext->rep[r].srv->url,
+				strerror(-ret));
+	}
+	free(map);
+	return ret;
+}
+
 int ept_remote_open(struct ept *e, const struct ept_config *cfg)
 {
 	struct ept_extent *sorted;
@@ -149,6 +183,9 @@ int ept_remote_open(struct ept *e, const struct ept_config *cfg)
 			if (ret)
 				goto free_sorted;
 		}
+		ret = load_remote_map(e, ext);
+		if (ret)
+			goto free_sorted;
 	}
 	for (unsigned i = 0; i < e->nservers; i++) {
 		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &e->servers[i] };

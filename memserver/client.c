@@ -132,6 +132,8 @@ static int io_validate(const struct ms_io *io)
 		return io->stat ? 0 : -EINVAL;
 	case MS_OP_PING:
 		return io->arg <= MS_MAX_PING_DELAY_US ? 0 : -EINVAL;
+	case MS_OP_WRITTEN:
+		return io->npages && io->npages <= MS_MAX_WRITTEN_PAGES && io->buf ? 0 : -EINVAL;
 	case MS_OP_REGION_CREATE:
 	case MS_OP_REGION_OPEN:
 	case MS_OP_REGION_DELETE:
@@ -346,6 +348,15 @@ int ms_client_stat(struct ms_client *c, struct ms_stat *out)
 int ms_client_ping(struct ms_client *c, uint32_t delay_us)
 {
 	struct ms_io io = { .op = MS_OP_PING, .arg = delay_us };
+
+	return run_sync(c, &io);
+}
+
+int ms_client_written(struct ms_client *c, uint64_t region, uint64_t epoch, uint64_t first,
+		      uint32_t npages, uint8_t *bitmap)
+{
+	struct ms_io io = { .op = MS_OP_WRITTEN, .region = region, .epoch = epoch,
+			    .arg = first, .npages = npages, .buf = bitmap };
 
 	return run_sync(c, &io);
 }

@@ -44,7 +44,7 @@ struct ms_io {
 				 * was never written and its buf slot is left
 				 * untouched. NULL: such pages are zero-filled. */
 	uint64_t arg;		/* CREATE: size; PING: delay in us;
-				 * DEBUG_CORRUPT: page */
+				 * DEBUG_CORRUPT: page; WRITTEN: first page */
 	uint8_t token[MS_TOKEN_LEN]; /* CREATE: out; OPEN, DELETE: in */
 	struct ms_stat *stat;	/* STAT: out */
 	void *cookie;		/* untouched, for the caller */
@@ -131,6 +131,10 @@ int ms_client_write(struct ms_client *c, uint64_t region, uint64_t epoch,
 		    const uint64_t *pages, unsigned npages, const void *buf);
 int ms_client_stat(struct ms_client *c, struct ms_stat *out);
 int ms_client_ping(struct ms_client *c, uint32_t delay_us);
+/* Which of pages first .. first + npages - 1 (npages <= MS_MAX_WRITTEN_PAGES)
+ * hold data: bit i of bitmap (LSB first, (npages + 7) / 8 bytes). */
+int ms_client_written(struct ms_client *c, uint64_t region, uint64_t epoch, uint64_t first,
+		      uint32_t npages, uint8_t *bitmap);
 /* Test hook (server started with --test-hooks): corrupts a stored page. */
 int ms_client_debug_corrupt(struct ms_client *c, uint64_t region, uint64_t page);
 

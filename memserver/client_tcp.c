@@ -67,6 +67,9 @@ static int encode_request(struct buf *tx, const struct ms_io *io)
 	case MS_OP_PING:
 		body = 8;
 		break;
+	case MS_OP_WRITTEN:
+		body = 32;
+		break;
 	case MS_OP_STAT:
 		break;
 	default:
@@ -112,6 +115,13 @@ static int encode_request(struct buf *tx, const struct ms_io *io)
 	case MS_OP_PING:
 		put_le32(b, (uint32_t)io->arg);
 		put_le32(b + 4, 0);
+		break;
+	case MS_OP_WRITTEN:
+		put_le64(b, io->region);
+		put_le64(b + 8, io->epoch);
+		put_le64(b + 16, io->arg);
+		put_le32(b + 24, io->npages);
+		put_le32(b + 28, 0);
 		break;
 	}
 	buf_commit(tx, h.len);
@@ -179,6 +189,11 @@ static int finish(struct ms_client *c, struct ms_io *io, const struct ms_hdr *h,
 		case MS_OP_STAT:
 			if (ms_stat_decode(body, len, io->stat))
 				return -EPROTO;
+			break;
+		case MS_OP_WRITTEN:
+			if (len != (io->npages + 7) / 8)
+				return -EPROTO;
+			memcpy(io->buf, body, len);
 			break;
 		default:
 			if (len)

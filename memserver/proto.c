@@ -109,6 +109,16 @@ enum ms_status ms_request_decode(const uint8_t *frame, size_t len, struct ms_req
 		req->corrupt.region = wire_get64(&r);
 		req->corrupt.page = wire_get64(&r);
 		break;
+	case MS_OP_WRITTEN:
+		req->written.region = wire_get64(&r);
+		req->written.epoch = wire_get64(&r);
+		req->written.first_page = wire_get64(&r);
+		req->written.npages = wire_get32(&r);
+		wire_get32(&r);
+		if (r.ok && (req->written.npages == 0 ||
+			     req->written.npages > MS_MAX_WRITTEN_PAGES))
+			st = MS_ST_INVAL;
+		break;
 	default:
 		return MS_ST_OPNOTSUPP;
 	}
@@ -186,6 +196,7 @@ static const char *const op_names[MS_OP_MAX] = {
 	[MS_OP_STAT] = "stat",
 	[MS_OP_PING] = "ping",
 	[MS_OP_DEBUG_CORRUPT] = "debug_corrupt",
+	[MS_OP_WRITTEN] = "written",
 };
 
 static const struct {

@@ -50,6 +50,8 @@
 #define MS_MAX_FRAME (MS_HDR_LEN + 16u + MS_MAX_BATCH * (16u + MS_PAGE_SIZE))
 /* Regions are at most 1 TiB: page numbers stay far from overflow. */
 #define MS_MAX_REGION_SIZE (1ull << 40)
+/* WRITTEN answers for at most this many pages (a 128 KiB bitmap). */
+#define MS_MAX_WRITTEN_PAGES (1u << 20)
 /* A PING may ask for its reply to be delayed (to exercise clients). */
 #define MS_MAX_PING_DELAY_US 1000000u
 
@@ -64,6 +66,7 @@ enum ms_op {
 	MS_OP_STAT = 8,
 	MS_OP_PING = 9,
 	MS_OP_DEBUG_CORRUPT = 10, /* only with --test-hooks */
+	MS_OP_WRITTEN = 11,	  /* which pages hold data (a bitmap) */
 	MS_OP_MAX
 };
 
@@ -137,6 +140,10 @@ struct ms_request {
 			uint64_t region;
 			uint64_t page;
 		} corrupt;
+		struct {
+			uint64_t region, epoch, first_page;
+			uint32_t npages;
+		} written;
 	};
 };
 

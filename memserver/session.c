@@ -319,6 +319,34 @@ static enum ms_status do_stat(struct ms_session *s, const struct ms_request *rq,
 	return MS_ST_OK;
 }
 
+/* WRITTEN reply body: ceil(npages / 8) bytes, bit i (LSB first) set when
+ * page first + i holds data. Lets a restarted or migrated client know which
+ * pages it must fetch and which read as zeros. */
+static enum ms_status do_written(struct ms_session *s, const struct ms_request *rq,
+				 struct buf *out)
+{
+	size_t len = (rq->written.npages + 7) / 8;
+	struct ms_request io = { .hdr = rq->hdr };
+	struct ms_region *r;
+	enum ms_status st;
+	uint8_t *p = reply_begin(out, len);
+
+	if (!p)
+		return MS_ST_INTERNAL;
+	io.io.region = rq->written.region;
+	io.io.epoch = rq->written.epoch;
+	st = io_enter(s, &io, &r);
+	if (st)
+		return st;
+	if (ms_region_written_map(r, rq->written.first_page, rq->written.npages, p))
+		st = MS_ST_RANGE;
+	ms_region_io_end(r);
+	if (st)
+		return st;
+	reply_finish(out, &rq->hdr, MS_ST_OK, 0, len);
+	return MS_ST_OK;
+}
+
 static enum ms_status do_corrupt(struct ms_session *s, const struct ms_request *rq,
 				 struct buf *out)
 {
@@ -353,6 +381,8 @@ static enum ms_status dispatch(struct ms_session *s, const struct ms_request *rq
 		return do_stat(s, rq, out);
 	case MS_OP_DEBUG_CORRUPT:
 		return do_corrupt(s, rq, out);
+	case MS_OP_WRITTEN:
+		return do_written(s, rq, out);
 	default:
 		return MS_ST_OPNOTSUPP;
 	}

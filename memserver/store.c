@@ -344,6 +344,17 @@ void ms_region_write_page(struct ms_region *r, uint64_t page, const void *src, u
 		__atomic_fetch_add(&r->store->resident_pages, 1, __ATOMIC_RELAXED);
 }
 
+int ms_region_written_map(struct ms_region *r, uint64_t first, uint32_t n, uint8_t *bitmap)
+{
+	if (first >= r->npages || n > r->npages - first)
+		return -ERANGE;
+	memset(bitmap, 0, (n + 7) / 8);
+	for (uint32_t i = 0; i < n; i++)
+		if (page_written(r, first + i))
+			bitmap[i / 8] |= (uint8_t)(1u << (i % 8));
+	return 0;
+}
+
 int ms_store_debug_corrupt(struct ms_store *st, uint64_t id, uint64_t page)
 {
 	struct ms_region *r;

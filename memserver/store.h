@@ -84,6 +84,10 @@ int ms_region_read_page(struct ms_region *r, uint64_t page, void *dst, uint64_t 
 /* Stores src as page with checksum sum (already verified by the caller). */
 void ms_region_write_page(struct ms_region *r, uint64_t page, const void *src, uint64_t sum);
 
+/* Between io_begin and io_end: sets bit i of bitmap (LSB first) for each page
+ * first + i (i < n) that holds data. Returns 0 or -ERANGE. */
+int ms_region_written_map(struct ms_region *r, uint64_t first, uint32_t n, uint8_t *bitmap);
+
 /* Test hook: flips one bit of a stored page so its checksum no longer matches.
  * Returns 0, -ENOENT, -ERANGE, or -ENODATA for a never-written page. */
 int ms_store_debug_corrupt(struct ms_store *st, uint64_t id, uint64_t page);
