@@ -61,9 +61,10 @@ include tests/module.mk
 
 # The host tier boots emulated machines; SAN=1 covers the native tiers only.
 ifeq ($(SAN),1)
-check: check-unit check-integration
+check: check-unit check-integration check-tools check-memload-remote
 else
-check: check-unit check-integration check-fuzz check-bench-smoke check-hosts
+check: check-unit check-integration check-tools check-memload-remote check-ept-tsan \
+	check-fuzz check-bench-smoke check-ept-bench-smoke check-hosts
 endif
 
 all: $(LIBS) $(PROGS)

@@ -1,0 +1,20 @@
+# guest-images/: `make guest` builds the guest the VMM tests boot, from Debian
+# packages (guest-images/build.sh): $(GUEST_KERNEL), the stock kernel the test
+# hosts use, and $(GUEST_INITRD), a busybox initramfs running guest-images/init
+# with the static memcheck workload.
+GUEST_DIR := $(BUILD)/guest
+GUEST_KERNEL := $(GUEST_DIR)/bzImage
+GUEST_INITRD := $(GUEST_DIR)/initramfs.cpio
+GUEST_MEMCHECK := $(GUEST_DIR)/memcheck
+DEPS_PKGS += busybox-static cpio kmod
+
+# Static, never sanitized, no -march=native: it runs inside the guest.
+$(GUEST_MEMCHECK): guest-images/memcheck.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -std=gnu11 $(WARN) -static -pthread -o $@ $<
+
+# The recipe always runs: it follows Debian's current kernel package, reuses
+# the cached download, and rewrites the outputs only when they change.
+.PHONY: guest
+guest: $(GUEST_MEMCHECK)
+	bash guest-images/build.sh $(GUEST_DIR) $(GUEST_MEMCHECK)
