@@ -111,7 +111,7 @@ int ms_client_flush(struct ms_client *c)
 {
 	if (c->dead)
 		return -ENOTCONN;
-	return c->ops->poll(c, 0) < 0 ? -ENOTCONN : 0;
+	return c->ops->flush(c) < 0 ? -ENOTCONN : 0;
 }
 
 void ms_client_abort(struct ms_client *c, int err)

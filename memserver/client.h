@@ -66,6 +66,7 @@ struct ms_client_ops {
 	const char *scheme;
 	int (*submit)(struct ms_client *c, struct ms_io *io);
 	int (*poll)(struct ms_client *c, int timeout_ms);
+	int (*flush)(struct ms_client *c); /* send what is queued, do not wait */
 	int (*fd)(const struct ms_client *c);
 	void (*close)(struct ms_client *c);
 };

@@ -286,6 +286,16 @@ static int tcp_poll(struct ms_client *c, int timeout_ms)
 
 	if (c->dead)
 		return c->dead;
+	/* Not waiting: send, then take what has arrived, with no poll(2) (one
+	 * system call fewer on every turn of an event loop). */
+	if (timeout_ms == 0) {
+		ret = tcp_send(t);
+		if (!ret)
+			ret = tcp_receive(c);
+		if (ret)
+			goto fail;
+		return 0;
+	}
 	for (;;) {
 		struct pollfd pfd = { .fd = t->fd, .events = POLLIN };
 		int wait = timeout_ms;
@@ -353,6 +363,15 @@ static void tcp_close(struct ms_client *c)
 	c->transport = NULL;
 }
 
+static int tcp_flush(struct ms_client *c)
+{
+	int ret = tcp_send(tp(c));
+
+	if (ret)
+		ms_client_fail(c, ret);
+	return ret;
+}
+
 static int tcp_fd(const struct ms_client *c)
 {
 	const struct tcp_transport *t = c->transport;
@@ -364,6 +383,7 @@ static const struct ms_client_ops tcp_ops = {
 	.scheme = "tcp",
 	.submit = tcp_submit,
 	.poll = tcp_poll,
+	.flush = tcp_flush,
 	.fd = tcp_fd,
 	.close = tcp_close,
 };
