@@ -355,6 +355,17 @@ void ept_remote_submit(struct ept *e)
 			ms_client_flush(e->servers[i].client);
 }
 
+/* Stops using server s: its replicas are skipped from now on. */
+static void server_failed(struct ept *e, struct ept_server *s)
+{
+	int fd = ms_client_fd(s->client);
+
+	e->st.servers_failed++;
+	s->failed = true;
+	if (fd >= 0)
+		epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
 static void complete_read(struct ept *e, struct ept_batch *b)
 {
 	for (unsigned i = 0; i < b->n; i++) {
@@ -383,14 +394,9 @@ static void complete_batch(struct ept *e, struct ept_batch *b)
 				(unsigned long long)b->io.region, b->srv->url,
 				strerror(-b->io.result));
 		if (b->io.result != -EBADMSG && b->io.result != -ESTALE && !b->srv->failed) {
-			int fd = ms_client_fd(b->srv->client);
-
 			log_err("memory server %s failed: its replicas are no longer used",
 				b->srv->url);
-			e->st.servers_failed++;
-			b->srv->failed = true;
-			if (fd >= 0)
-				epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, NULL);
+			server_failed(e, b->srv);
 		}
 	}
 	if (b->kind == BATCH_READ) {
@@ -442,8 +448,18 @@ unsigned ept_remote_poll(struct ept *e)
 				(unsigned long long)(e->timeout_ns / 1000000));
 			ms_client_abort(s->client, -ETIMEDOUT);
 		}
+		if (s->failed)
+			continue;
 		do {
 			n = ms_client_poll(s->client, done, ARRAY_SIZE(done), 0);
+			if (n == -ENOTCONN) {
+				/* Gone while idle: its closed socket would wake the
+				 * loop forever. Nothing was in flight to fail. */
+				log_err("memory server %s closed the connection: its replicas "
+					"are no longer used", s->url);
+				server_failed(e, s);
+				break;
+			}
 			if (n > 0) {
 				s->progress_ns = now_ns();
 				total += (unsigned)n;
