@@ -39,6 +39,20 @@
 
 #define UFFD_BATCH 64
 
+void ept_verify_note(struct ept *e, uint64_t page, uint64_t sum)
+{
+	if (e->verify)
+		e->verify[page] = sum;
+}
+
+void ept_verify(struct ept *e, uint64_t page, uint64_t sum, const char *how)
+{
+	if (e->verify && e->verify[page] && e->verify[page] != sum)
+		ept_fatal(e, "verify: page %llu %s differs from what was last written back "
+			  "(hash %016llx, expected %016llx)", (unsigned long long)page, how,
+			  (unsigned long long)sum, (unsigned long long)e->verify[page]);
+}
+
 uint8_t *ept_page_addr(const struct ept *e, uint64_t page)
 {
 	return e->base + page * EPT_PAGE_SIZE;
@@ -203,6 +217,7 @@ static bool start_page(struct ept *e, uint64_t page, uint64_t t0, bool prefetch,
 	}
 	if (!ept_remote_test(&e->ft, page)) {
 		/* Never written (or written back as zeros): no round trip. */
+		ept_verify(e, page, e->zero_sum, "zero-filled");
 		if (ept_install(e, page, NULL))
 			return true;
 		frame_mapped(e, (uint32_t)f, e->zero_sum);
@@ -324,6 +339,8 @@ static void serve_missing(struct ept *e, uint64_t page, uint64_t t0)
 	}
 	case FR_WRITEBACK:
 		e->st.faults_wb_hit++;
+		ept_verify(e, page, XXH3_64bits(fr->pending ? fr->pending : fr->wb->buf,
+						EPT_PAGE_SIZE), "re-installed from write-back");
 		reinstall(e, (uint32_t)f, fr->pending ? fr->pending : fr->wb->buf, t0,
 			  &e->st.lat_wb_hit);
 		prefetch_after(e, page, false);
@@ -368,6 +385,7 @@ void ept_on_read_done(struct ept *e, struct ept_read *rd, uint8_t *buf, bool zer
 		return;
 	}
 	e->st.pages_fetched++;
+	ept_verify(e, fr->page, zero ? e->zero_sum : XXH3_64bits(buf, EPT_PAGE_SIZE), "fetched");
 	if (fr->flags & FR_MARKER) {
 		/* Nobody waits: hold it back so the reader's touch is seen. */
 		if (zero)

@@ -124,6 +124,8 @@ struct ept {
 	bool stopping;
 	struct ept_stats st;
 	uint32_t *scratch;		/* nframes entries */
+	uint64_t *verify;		/* debug (LEGATO_EPT_VERIFY=1): per-page hash of
+					 * what the servers hold, 0 = unknown */
 	uint32_t sample_credit;		/* pages the sampler may unmap (see ept_sample) */
 	int flush_cmd;			/* CMD_FLUSH/CMD_DROP being executed, or 0 */
 	unsigned flush_outstanding;
@@ -142,6 +144,9 @@ struct ept {
 };
 
 /* engine.c */
+/* Debug verification: records / checks the hash the servers hold for page. */
+void ept_verify_note(struct ept *e, uint64_t page, uint64_t sum);
+void ept_verify(struct ept *e, uint64_t page, uint64_t sum, const char *how);
 /* Reads and serves the pending userfaultfd messages. */
 void ept_read_faults(struct ept *e);
 /* Retries faults that waited for a free frame. */

@@ -154,6 +154,16 @@ int ept_create(const struct ept_config *cfg, struct ept **out)
 		goto destroy;
 	}
 	e->st.capacity_pages = cache_pages;
+	/* Debugging aid, off by default: one hash per page of the region (it
+	 * breaks the metadata bound on purpose), checked on every fetch. */
+	if (getenv("LEGATO_EPT_VERIFY") && strcmp(getenv("LEGATO_EPT_VERIFY"), "1") == 0) {
+		e->verify = calloc(e->npages, sizeof(*e->verify));
+		if (!e->verify) {
+			ret = -ENOMEM;
+			goto destroy;
+		}
+		log_warn("LEGATO_EPT_VERIFY=1: checking every fetched page (debug mode)");
+	}
 	e->epfd = epoll_create1(EPOLL_CLOEXEC);
 	e->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (e->epfd < 0 || e->evfd < 0) {
@@ -430,6 +440,7 @@ void ept_destroy(struct ept *e)
 	free(e->deferred);
 	free(e->deferred_t0);
 	free(e->scratch);
+	free(e->verify);
 	if (e->epfd >= 0)
 		close(e->epfd);
 	if (e->evfd >= 0)

@@ -87,6 +87,7 @@ void ept_start_write(struct ept *e, uint32_t f, uint8_t *buf, uint64_t sum)
 
 	fr->sum = sum;
 	ept_remote_set(&e->ft, fr->page, true);
+	ept_verify_note(e, fr->page, sum);
 	if (fr->wb) {
 		/* One write per page in flight: this copy goes after it. */
 		if (fr->pending)
@@ -136,6 +137,7 @@ static bool classify(struct ept *e, uint32_t f, uint8_t *buf)
 		e->st.skipped_zero++;
 		ept_buf_put(&e->ft, buf);
 		fr->sum = e->zero_sum;
+		ept_verify_note(e, fr->page, e->zero_sum);
 		return false;
 	}
 	ept_start_write(e, f, buf, h);
