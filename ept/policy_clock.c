@@ -15,18 +15,10 @@
 #include <stdlib.h>
 
 #include "ept/policy.h"
-#include "ept/policy_list.h"
-
-/* Inactive target: 1/INACTIVE_DIV of the frames (at least 2). Larger lists
- * approximate LRU better but cost one local fault per re-referenced page. */
-#define INACTIVE_DIV 8
-
-enum { LIST_ACTIVE = 1, LIST_INACTIVE = 2 };
+#include "ept/policy_sampled.h"
 
 struct ept_policy {
-	struct fl_list active, inactive;
-	struct fl_link *links;
-	unsigned target;
+	struct sampled_lists l;
 };
 
 static int clock_create(unsigned nframes, struct ept_policy **out)
@@ -35,21 +27,17 @@ static int clock_create(unsigned nframes, struct ept_policy **out)
 
 	if (!p)
 		return -ENOMEM;
-	p->links = calloc(nframes, sizeof(*p->links));
-	if (!p->links) {
+	if (sampled_init(&p->l, nframes)) {
 		free(p);
 		return -ENOMEM;
 	}
-	fl_init(&p->active, LIST_ACTIVE);
-	fl_init(&p->inactive, LIST_INACTIVE);
-	p->target = nframes / INACTIVE_DIV > 2 ? nframes / INACTIVE_DIV : 2;
 	*out = p;
 	return 0;
 }
 
 static void clock_destroy(struct ept_policy *p)
 {
-	free(p->links);
+	sampled_free(&p->l);
 	free(p);
 }
 
@@ -59,50 +47,27 @@ static void clock_insert(struct ept_policy *p, unsigned f, bool prefetched)
 	 * cost a fault) before the reader reaches them. They cannot displace a
 	 * page in use: prefetch only takes free frames or cold victims. */
 	(void)prefetched;
-	fl_push_head(&p->active, p->links, f);
+	fl_push_head(&p->l.active, p->l.links, f);
 }
 
 static void clock_remove(struct ept_policy *p, unsigned f)
 {
-	if (p->links[f].list == LIST_ACTIVE)
-		fl_unlink(&p->active, p->links, f);
-	else if (p->links[f].list == LIST_INACTIVE)
-		fl_unlink(&p->inactive, p->links, f);
+	sampled_remove(&p->l, f);
 }
 
 static void clock_reference(struct ept_policy *p, unsigned f)
 {
-	clock_remove(p, f);
-	fl_push_head(&p->active, p->links, f);
+	sampled_reference(&p->l, f);
 }
 
 static bool clock_victim(struct ept_policy *p, unsigned *f, bool *cold)
 {
-	if (p->inactive.tail != FL_NONE) {
-		*f = p->inactive.tail;
-		*cold = true;
-		return true;
-	}
-	if (p->active.tail != FL_NONE) {
-		*f = p->active.tail;
-		*cold = false;
-		return true;
-	}
-	return false;
+	return sampled_victim(&p->l, f, cold);
 }
 
 static unsigned clock_deactivate(struct ept_policy *p, unsigned *out, unsigned max)
 {
-	unsigned n = 0;
-
-	while (n < max && p->inactive.len < p->target && p->active.len > 1) {
-		unsigned f = p->active.tail;
-
-		fl_unlink(&p->active, p->links, f);
-		fl_push_head(&p->inactive, p->links, f);
-		out[n++] = f;
-	}
-	return n;
+	return sampled_deactivate(&p->l, out, max);
 }
 
 const struct ept_policy_ops ept_policy_clock = {

@@ -40,6 +40,19 @@ static inline void fl_push_head(struct fl_list *l, struct fl_link *links, uint32
 	l->len++;
 }
 
+static inline void fl_push_tail(struct fl_list *l, struct fl_link *links, uint32_t f)
+{
+	links[f].prev = l->tail;
+	links[f].next = FL_NONE;
+	links[f].list = l->id;
+	if (l->tail != FL_NONE)
+		links[l->tail].next = f;
+	else
+		l->head = f;
+	l->tail = f;
+	l->len++;
+}
+
 static inline void fl_unlink(struct fl_list *l, struct fl_link *links, uint32_t f)
 {
 	struct fl_link *k = &links[f];
