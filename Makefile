@@ -6,7 +6,7 @@
 #   make check      build and run every test tier (unit, integration, fuzz smoke, hosts)
 #   make check SAN=1  the native tiers under ASan+UBSan (objects in build-san/)
 #   make bench      run every bench-* target and regenerate docs/bench/README.md
-#   make demo       start a memory server and show it working
+#   make demo       boot a guest on disaggregated memory (docs/vmm.md)
 #   make deps       install missing Debian packages (quiet when none are missing)
 
 SAN ?= 0
@@ -51,8 +51,8 @@ include common/module.mk
 include memserver/module.mk
 include ept/module.mk
 include tools/memload/module.mk
--include vmm/module.mk
--include guest-images/module.mk
+include vmm/module.mk
+include guest-images/module.mk
 include tools/fuzz/module.mk
 include tools/bench/module.mk
 include tools/demo/module.mk

@@ -7,8 +7,9 @@
  *
  * Kicking a vCPU: set kvm_run.immediate_exit and send SIGUSR1 to its thread.
  * The thread blocks every signal except inside KVM_RUN (KVM_SET_SIGNAL_MASK),
- * so a kick is either delivered in the guest (KVM_RUN returns -EINTR) or left
+ * so a kick either interrupts the guest (KVM_RUN returns -EINTR) or is left
  * pending until the next KVM_RUN, which then returns at once: none is lost.
+ * Either way the signal stays pending after -EINTR and is consumed there.
  * A vCPU blocked in a userfaultfd fault only notices once the page is served,
  * which is why pausing "waits for outstanding faults".
  */
@@ -33,6 +34,21 @@
 static void kick_handler(int sig)
 {
 	(void)sig;
+}
+
+/* Consumes a kick left pending by a KVM_RUN that returned -EINTR. KVM only
+ * tests for the signal inside KVM_RUN and puts the thread's own mask (kick
+ * blocked) back before returning, so the signal is never delivered: without
+ * this, every later KVM_RUN would return -EINTR at once, forever. */
+static void eat_kicks(void)
+{
+	static const struct timespec zero;
+	sigset_t kick;
+
+	sigemptyset(&kick);
+	sigaddset(&kick, SIGUSR1);
+	while (sigtimedwait(&kick, NULL, &zero) == SIGUSR1)
+		;
 }
 
 const char *vmm_state_name(enum vmm_state s)
@@ -250,6 +266,7 @@ static void *vcpu_thread(void *arg)
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+				eat_kicks();
 				continue;
 			}
 			vmm_request_exit(vm, VMM_EXIT_KVM_ERROR, "vcpu %u: KVM_RUN: %s",

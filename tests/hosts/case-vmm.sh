@@ -4,7 +4,8 @@
 # command line and nproc as given, no ACPI/PCI complaints in the kernel log,
 # status 0 and a summary line), a shell fed from vmm's stdin that ends with
 # `reboot -f` (input reaches the guest; reboot is status 0), and a panic
-# (non-zero, panic text visible). Plus the one-line errors for bad input.
+# (non-zero, panic text visible). The first is paused and resumed through the
+# API on its way. Plus the one-line errors for bad input.
 set -u
 . "$(dirname "$0")/../../tools/testhost/lib.sh"
 : "${TESTHOST_BUILD:=$TH_TOP/build}"
@@ -22,15 +23,25 @@ fail() { echo "case-vmm: FAIL: $*"; exit 1; }
 boot() {	# boot NAME VCPUS CMDLINE-EXTRA [stdin file]: output in $out/NAME, status in $out/NAME.rc
 	local name=$1 vcpus=$2 extra=$3 in=${4:-/dev/null} t0=$SECONDS
 	th_run -t 120 h1 -- "$vmm" run --no-remote --kernel "$kernel" --initrd "$initrd" \
-		--mem 256M --vcpus "$vcpus" \
+		--mem 256M --vcpus "$vcpus" ${BOOT_ARGS:-} \
 		--cmdline "console=ttyS0 loglevel=4 transparent_hugepage=madvise $extra" \
 		<"$in" 2>&1 | tr -d '\r' >"$out/$name"
 	echo "${PIPESTATUS[0]}" >"$out/$name.rc"
 	echo "case-vmm: $name: exit $(cat "$out/$name.rc") in $((SECONDS - t0)) s"
 }
 
-# 1. poweroff: marker, cmdline, nproc, clean log, status 0, summary
-boot poweroff 2 "legato.run=poweroff legato.check=xyzzy"
+# 1. poweroff: marker, cmdline, nproc, clean log, status 0, summary; paused and
+# resumed through the API on the way (the guest must go on to the end)
+BOOT_ARGS="--api-sock /tmp/vmm-case.sock" boot poweroff 2 "legato.run=poweroff legato.check=xyzzy" &
+bpid=$!
+api() { th_run -n -t 20 h1 -- curl -sf --unix-socket /tmp/vmm-case.sock -X "$1" "http://vm$2"; }
+for i in $(seq 100); do api GET /vm >"$out/vm" 2>/dev/null && break; sleep 0.2; done
+grep -q '"state":"running"' "$out/vm" || fail "GET /vm: $(cat "$out/vm")"
+api PUT /vm/pause | grep -q '"state":"paused"' || fail "PUT /vm/pause"
+api GET /vm | grep -q '"state":"paused"' || fail "GET /vm after pause is not paused"
+sleep 1
+api PUT /vm/resume | grep -q '"state":"running"' || fail "PUT /vm/resume"
+wait $bpid
 log=$out/poweroff
 [ "$(cat "$log.rc")" = 0 ] || { cat "$log"; fail "poweroff: status $(cat "$log.rc")"; }
 grep -q '^legato-guest: init' "$log" || { cat "$log"; fail "no init marker"; }

@@ -99,3 +99,20 @@ bench-ept-prefetch: $(MEMLOAD_BIN) $(MEMSERVER_BIN) $(BENCH_EPT_TRACEGEN_BIN) $(
 check-ept-bench-smoke: $(MEMLOAD_BIN) $(MEMSERVER_BIN) $(CACHESIM_BIN) $(LACKEY2TRACE_BIN) \
 		$(BENCH_EPT_TRACEGEN_BIN) $(BENCH_REPORT_BIN)
 	sh tools/bench/ept-smoke.sh $(BENCH_EPT_SMOKE_DIR) $(BUILD)
+
+# bench-vmm: the VMM's boot time against QEMU microvm, its memory overhead, and
+# a guest workload with the cache = mem and mem/8 (tools/bench/vmm.sh; inside
+# an emulated KVM host when this machine has no hardware virtualization).
+BENCH_VMM_RUN_BIN := $(BUILD)/bench-vmm-run
+PROGS += $(BENCH_VMM_RUN_BIN)
+BENCH_TARGETS += bench-vmm
+
+$(BENCH_VMM_RUN_BIN): $(OBJ)/tools/bench/vmm_run.o $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(COMMON_LDLIBS) -ljansson
+
+.PHONY: bench-vmm
+bench-vmm: $(BENCH_VMM_RUN_BIN) $(VMM_BIN) $(MEMSERVER_BIN) $(BUILD)/testhost-agent guest \
+		$(BENCH_REPORT_BIN)
+	bash tools/bench/vmm.sh --out $(BENCH_DIR) --build $(BUILD)
+	$(if $(BENCH_NO_REPORT),,$(BENCH_REPORT_BIN) --dir $(BENCH_DIR))

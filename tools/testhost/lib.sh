@@ -435,6 +435,7 @@ th_up() {
 			-fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap \
 			-device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot \
 			-device virtio-rng-pci \
+			-monitor unix:"$TESTHOST_RUN/$name/monitor.sock",server=on,wait=off \
 			-pidfile "$TESTHOST_RUN/$name/qemu.pid" \
 			</dev/null >"$TESTHOST_RUN/$name/qemu.log" 2>&1 &
 	done
