@@ -56,7 +56,8 @@ void vmm_cli_run_usage(void)
 	       "                       memory over several)  e.g. --memserver tcp://10.0.0.2:7000\n"
 	       "  --no-remote          plain local RAM, no cache (the baseline)  e.g. --no-remote\n"
 	       "  --cache SIZE         local cache, <= --mem (default: --mem)  e.g. --cache 128M\n"
-	       "  --policy NAME        replacement policy: fifo, clock (default)  e.g. --policy fifo\n"
+	       "  --policy NAME        replacement policy: clock (default), fifo, refault\n"
+	       "                         e.g. --policy refault\n"
 	       "  --prefetch on|off    stream prefetch (default on)   e.g. --prefetch off\n"
 	       "  --key-file FILE      cluster key of the memory servers  e.g. --key-file /etc/legato.key\n"
 	       "  --memserver-bin FILE the daemon --local starts (default: memserver next to vmm)\n"
@@ -234,7 +235,7 @@ int vmm_cli_parse_run(int argc, char **argv, struct vmm_config *cfg)
 		for (unsigned i = 0; ept_policy_names[i]; i++)
 			known |= !strcmp(ept_policy_names[i], cfg->policy);
 		if (!known)
-			return bad("--policy: unknown policy '%s' (fifo, clock)", cfg->policy);
+			return bad("--policy: unknown policy '%s' (clock, fifo, refault)", cfg->policy);
 	}
 	return 0;
 }

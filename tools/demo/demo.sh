@@ -29,21 +29,29 @@ for f in vmm memserver guest/bzImage guest/initramfs.cpio guest/memcheck; do
 done
 
 # The demo proper: memory server, guest, figures. Runs on a KVM machine.
+ms_pid= work=
+cleanup() {
+	[ -z "$ms_pid" ] || kill "$ms_pid" 2>/dev/null || true
+	[ -z "$work" ] || rm -rf "$work"
+}
+
+# num NAME: the number after NAME in vmm's summary line ($summary).
+num() { sed -n "s/.*[ (]$1 \([0-9.]*\).*/\1/p" <<<"$summary"; }
+
 demo_here() {
-	local work pid= url want rc summary
+	local url want rc summary
 	work=$(mktemp -d /tmp/legato-demo.XXXXXX)
-	# shellcheck disable=SC2064
-	trap "[ -n \"\$pid\" ] && kill \$pid 2>/dev/null; rm -rf '$work'" EXIT
+	trap cleanup EXIT
 
 	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/key"
 	step "start a memory server (HMAC-authenticated, free loopback port)"
 	"$BUILD/memserver" --listen tcp://127.0.0.1:0 --capacity "$DEMO_MEM" \
 		--auth-key-file "$work/key" --ready-file "$work/ready" 2>"$work/memserver.log" &
-	pid=$!
+	ms_pid=$!
 	for _ in $(seq 100); do [ -s "$work/ready" ] && break; sleep 0.05; done
 	[ -s "$work/ready" ] || { cat "$work/memserver.log" >&2; fail "memserver did not start"; }
 	url=$(cat "$work/ready")
-	echo "memserver at $url (pid $pid)"
+	echo "memserver at $url (pid $ms_pid)"
 
 	step "boot the guest: $DEMO_MEM of RAM, a $DEMO_CACHE cache, $DEMO_VCPUS vCPUs, memcheck over $DEMO_WORK"
 	echo "vmm run --memserver $url --mem $DEMO_MEM --cache $DEMO_CACHE --vcpus $DEMO_VCPUS ..."
@@ -63,14 +71,25 @@ demo_here() {
 	[ $rc -eq 0 ] || fail "vmm exited with status $rc: ${summary:-no summary}"
 
 	step "the virtual cache"
-	echo "$summary" | sed 's/^vmm: [^:]*: //; s/; /\n/g; s/, \([a-z]\)/\n  \1/g' | sed 's/^/  /'
+	printf '  %-16s %s s (%s)\n' "run time" "$(num after)" \
+		"$(sed 's/^vmm: [^:]*: \(.*\) after .*/\1/' <<<"$summary")"
+	printf '  %-16s %s: %s zero-filled locally, %s waited for the server\n' "faults" \
+		"$(num faults)" "$(num zero-fill)" "$(num remote)"
+	printf '  %-16s %s pages from the server\n' "fetched" "$(num 'pages fetched')"
+	printf '  %-16s %s pages brought in ahead of use (zero or fetched)\n' "prefetched" \
+		"$(num prefetched)"
+	printf '  %-16s %s pages; %s dropped as clean, %s as zero (not sent)\n' \
+		"written back" "$(num 'written back')" "$(num 'skipped clean')" "$(num 'skipped zero')"
+	printf '  %-16s %s\n' "evictions" "$(num evictions)"
+	printf '  %-16s %s pages (%s MiB) of a %s-page cache\n' "resident peak" \
+		"$(num 'resident peak')" "$(sed -n 's/.*pages (\([0-9.]*\) MiB.*/\1/p' <<<"$summary")" \
+		"$(num capacity)"
 	want=$("$BUILD/guest/memcheck" --expect "$DEMO_WORK")
 	grep -q "^legato-memcheck: .*checksum=$want .*result=ok" "$work/console" ||
 		fail "the guest's memcheck checksum is not $want"
 	echo "memcheck checksum $want: every page the guest wrote came back intact"
 	local peak cap
-	peak=$(sed -n 's/.*resident peak \([0-9]*\) pages.*/\1/p' <<<"$summary")
-	cap=$(sed -n 's/.*capacity \([0-9]*\)).*/\1/p' <<<"$summary")
+	peak=$(num 'resident peak') cap=$(num capacity)
 	[ -n "$peak" ] && [ -n "$cap" ] || fail "no resident figures in the summary"
 	[ "$peak" -le "$cap" ] || fail "resident peak $peak pages above the cache's $cap"
 	echo "resident peak $peak pages <= the cache's $cap: the guest ran in $DEMO_CACHE" \
