@@ -138,7 +138,7 @@ for round in $(seq "$ROUNDS"); do
 done
 
 # Medians per kind, ratios, JSON in the docs/bench convention.
-jq -s --arg mem "$MEM" --arg cache8 "$CACHE8" --arg work "$WORK" --argjson rounds "$ROUNDS" \
+jq -s --arg mem "$MEM" --arg cache8 "$CACHE8" --arg worksize "$WORK" --argjson rounds "$ROUNDS" \
 	--argjson vcpus "$VCPUS" --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
 	--arg kernel "$(uname -r)" --argjson cpus "$(nproc)" --arg where "$WHERE" \
 	--slurpfile work "$TMP/work.jsonl" '
@@ -156,11 +156,11 @@ def r3: . * 1000 | round / 1000;
   description: ("Process start to the guest init line (same kernel, initrd, command line, " +
     "\($vcpus) vCPUs, \($mem) RAM) for qemu-system-x86_64 -accel kvm -machine microvm, vmm " +
     "--no-remote, and vmm with cache = mem and cache = mem/8 (\($cache8)); RSS outside guest " +
-    "RAM 1 s after init; memcheck over \($work) with cache = mem and mem/8. Medians of " +
+    "RAM 1 s after init; memcheck over \($worksize) with cache = mem and mem/8. Medians of " +
     "\($rounds) rounds, order rotated each round."),
   date: $date,
   machine: { cpus: $cpus, kernel: $kernel, host: $where },
-  config: { mem: $mem, cache_8th: $cache8, workload: "memcheck:\($work)", vcpus: $vcpus,
+  config: { mem: $mem, cache_8th: $cache8, workload: "memcheck:\($worksize)", vcpus: $vcpus,
             rounds: $rounds },
   ratios: {
     boot_no_remote_vs_qemu_ratio: { value: ($b["no-remote"] / $b.qemu | r3), goal: "<= 1.0",
