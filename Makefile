@@ -64,7 +64,8 @@ ifeq ($(SAN),1)
 check: check-unit check-integration check-tools check-memload-remote
 else
 check: check-unit check-integration check-tools check-memload-remote check-ept-tsan \
-	check-fuzz check-bench-smoke check-ept-bench-smoke check-hosts
+	check-fuzz check-bench-smoke check-ept-bench-smoke check-hosts \
+	check-vmm-bench-smoke
 endif
 
 all: $(LIBS) $(PROGS)

@@ -116,3 +116,14 @@ bench-vmm: $(BENCH_VMM_RUN_BIN) $(VMM_BIN) $(MEMSERVER_BIN) $(BUILD)/testhost-ag
 		$(BENCH_REPORT_BIN)
 	bash tools/bench/vmm.sh --out $(BENCH_DIR) --build $(BUILD)
 	$(if $(BENCH_NO_REPORT),,$(BENCH_REPORT_BIN) --dir $(BENCH_DIR))
+
+# A quick bench-vmm (one round, 512 MiB guest) into $(BUILD)/bench-smoke-vmm:
+# the drivers, QEMU microvm and vmm boot, the JSON has its headline keys. It
+# judges no timing.
+.PHONY: check-vmm-bench-smoke
+check-vmm-bench-smoke: $(BENCH_VMM_RUN_BIN) $(VMM_BIN) $(MEMSERVER_BIN) $(BUILD)/testhost-agent \
+		guest
+	bash tools/bench/vmm.sh --quick --out $(BUILD)/bench-smoke-vmm --build $(BUILD)
+	jq -e '.ratios.boot_no_remote_vs_qemu_ratio.value > 0 and \
+		.figures.vmm_overhead_rss_mib.value > 0 and \
+		.results.workload["cache-8th"].faults > 0' $(BUILD)/bench-smoke-vmm/vmm.json >/dev/null

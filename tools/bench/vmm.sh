@@ -190,6 +190,13 @@ def r3: . * 1000 | round / 1000;
       resident_peak_pages: med($w; $k; "resident_peak_pages") } }) | from_entries),
     boot_runs: $boot, workload_runs: $w
   },
+  notes: [
+    (if $where == "native" then "Measured natively with KVM." else
+     "Measured in an emulated KVM test host (QEMU TCG running KVM with nested SVM, one CPU): absolute times are tens of times native; the ratios are the result." end),
+    "Booting to init touches well under mem/8 of a 1 GiB guest, so cache = mem/8 boots about as fast as cache = mem; the boot-under-eviction stress is tests/hosts/case-vmm-ept.sh (256 MiB RAM, 32 MiB cache).",
+    "The workload ratio is the cost of misses: each one is a userfaultfd round and a round trip to the memory server on loopback (emulated here); bench-ept measures fault service time on its own.",
+    "With a cache, RSS outside guest RAM adds the cache metadata (about 130 bytes per cache frame: frame table, page hash, buffer free list, policy links) and the page buffers in use."
+  ],
   plots: [ { file: "vmm.png", title: "Process start to guest init (median)",
              script: "tools/bench/vmm.gp" } ]
 }' "$TMP/boot.jsonl" >"$TMP/vmm.json"
