@@ -27,28 +27,8 @@ cp "$bb" "$stage/bin/busybox"
 cp "$memcheck" "$stage/bin/memcheck"
 install -m 0755 "$HERE/init" "$stage/init"
 
-declare -A dep path done_
-while IFS= read -r line; do
-	file=${line%%:*}
-	mod=${file##*/}; mod=${mod%.ko}; mod=${mod//-/_}
-	path[$mod]=$file
-	dep[$mod]=${line#*:}
-done <"$mroot/modules.dep"
-: >"$stage/etc/legato/modules"
-visit() {
-	local m=${1//-/_} d dm
-	[ -n "${done_[$m]:-}" ] && return 0
-	[ -n "${path[$m]:-}" ] || { echo "guest: module $1 not in $kver" >&2; return 1; }
-	done_[$m]=1
-	for d in ${dep[$m]}; do
-		dm=${d##*/}; dm=${dm%.ko}
-		visit "$dm"
-	done
-	mkdir -p "$stage/lib/modules/${path[$m]%/*}"
-	cp "$mroot/${path[$m]}" "$stage/lib/modules/${path[$m]}"
-	echo "${path[$m]}" >>"$stage/etc/legato/modules"
-}
-for m in $GUEST_MODULES; do visit "$m"; done
+# shellcheck disable=SC2086
+th_stage_modules "$mroot" "$stage" "$stage/etc/legato/modules" $GUEST_MODULES
 
 (cd "$stage" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) >"$stage.cpio"
 cmp -s "$stage.cpio" "$out/initramfs.cpio" 2>/dev/null && rm -f "$stage.cpio" ||

@@ -224,42 +224,58 @@ th_initramfs() {
 	cp "$TESTHOST_AGENT" "$stage/bin/testhost-agent"
 	install -m 0755 "$TH_DIR/init" "$stage/init"
 
-	# Resolve modules.dep ourselves: depth-first, dependencies before users.
-	local -A dep path done_
-	local line mod file
-	while IFS= read -r line; do
-		file=${line%%:*}
-		mod=${file##*/}; mod=${mod%.ko}; mod=${mod//-/_}
-		path[$mod]=$file
-		dep[$mod]=${line#*:}
-	done <"$mroot/modules.dep"
-	: >"$stage/etc/testhost/modules"
-	th_visit_mod() {
-		local m=${1//-/_} d dm
-		[ -n "${done_[$m]:-}" ] && return 0
-		[ -n "${path[$m]:-}" ] || { th_die "module $1 not in $kver"; return 1; }
-		done_[$m]=1
-		for d in ${dep[$m]}; do
-			dm=${d##*/}; dm=${dm%.ko}
-			th_visit_mod "$dm" || return 1
-		done
-		mkdir -p "$stage/lib/modules/${path[$m]%/*}"
-		cp "$mroot/${path[$m]}" "$stage/lib/modules/${path[$m]}"
-		echo "$cond ${path[$m]}" >>"$stage/etc/testhost/modules"
-	}
+	local specs=() mod
 	for cond in any svm vmx; do
 		case $cond in
 		any) m="$TH_MODULES_ANY $TESTHOST_MODULES" ;;
 		svm) m=$TH_MODULES_SVM ;;
 		vmx) m=$TH_MODULES_VMX ;;
 		esac
-		for mod in $m; do
-			th_visit_mod "$mod" || { rm -rf "$stage"; return 1; }
-		done
+		for mod in $m; do specs+=("$cond:$mod"); done
 	done
+	th_stage_modules "$mroot" "$stage" "$stage/etc/testhost/modules" "${specs[@]}" ||
+		{ rm -rf "$stage"; return 1; }
 	(cd "$stage" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) >"$out" ||
 		{ rm -rf "$stage"; th_die "cpio failed"; return 1; }
 	rm -rf "$stage"
+}
+
+# th_stage_modules MROOT STAGE LIST [PREFIX:]MODULE...: copies each MODULE of
+# the kernel module tree MROOT (lib/modules/KVER), its dependencies first as
+# modules.dep orders them, into STAGE/lib/modules/, and appends one line per
+# module, in load order, to LIST: "PREFIX PATH", or "PATH" with no prefix. A
+# module needed twice is staged and listed once. Used by the test hosts'
+# initramfs and by guest-images/build.sh.
+th_stage_modules() {
+	local mroot=$1 stage=$2 list=$3 spec line mod file
+	shift 3
+	local -A dep path done_
+	while IFS= read -r line; do
+		file=${line%%:*}
+		mod=${file##*/}; mod=${mod%.ko}; mod=${mod//-/_}
+		path[$mod]=$file
+		dep[$mod]=${line#*:}
+	done <"$mroot/modules.dep"
+	: >"$list"
+	th_stage_mod() {	# PREFIX MODULE
+		local m=${2//-/_} d dm
+		[ -n "${done_[$m]:-}" ] && return 0
+		[ -n "${path[$m]:-}" ] || { th_die "module $2 not in $mroot"; return 1; }
+		done_[$m]=1
+		for d in ${dep[$m]}; do
+			dm=${d##*/}; dm=${dm%.ko}
+			th_stage_mod "$1" "$dm" || return 1
+		done
+		mkdir -p "$stage/lib/modules/${path[$m]%/*}"
+		cp "$mroot/${path[$m]}" "$stage/lib/modules/${path[$m]}"
+		echo "${1:+$1 }${path[$m]}" >>"$list"
+	}
+	for spec in "$@"; do
+		case $spec in
+		*:*) th_stage_mod "${spec%%:*}" "${spec#*:}" || return 1 ;;
+		*) th_stage_mod "" "$spec" || return 1 ;;
+		esac
+	done
 }
 
 # ----------------------------------------------------------------- run
