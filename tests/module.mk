@@ -80,10 +80,12 @@ check-integration: $$(INTEGRATION_TESTS) $(MEMSERVER_BIN) $(MSCTL_BIN)
 	$(call tests_run,$(INTEGRATION_TESTS) tests/integration/cli.sh)
 
 # ---- ept (the virtual cache) ------------------------------------------------
-# Unit suites of the policies, frames and prefetch, and the integration suite
-# that runs the engine over real memserver daemons and real userfaultfd.
+# Unit suites of the policies, frames and prefetch, and the integration suites
+# that run the engine over real memserver daemons and real userfaultfd (one
+# program per job, sharing tests/integration/ept_harness.c).
 EPT_TESTS_UNIT_BINS := $(addprefix $(TESTS_UNIT_DIR)/test_ept_,policy frames prefetch)
-EPT_TESTS_INTEGRATION_BINS := $(TESTS_INTEGRATION_DIR)/test_ept
+EPT_TESTS_INTEGRATION_NAMES := integrity writeback failure lifecycle
+EPT_TESTS_INTEGRATION_BINS := $(EPT_TESTS_INTEGRATION_NAMES:%=$(TESTS_INTEGRATION_DIR)/test_ept_%)
 UNIT_TESTS += $(EPT_TESTS_UNIT_BINS)
 INTEGRATION_TESTS += $(EPT_TESTS_INTEGRATION_BINS)
 
@@ -93,18 +95,18 @@ $(EPT_TESTS_UNIT_BINS): $(TESTS_UNIT_DIR)/test_%: $(OBJ)/tests/unit/test_%.o \
 	$(CC) $(LDFLAGS) -o $@ $^ $(EPT_LDLIBS) $(CHECK_LIBS) -lm
 
 $(EPT_TESTS_INTEGRATION_BINS): $(TESTS_INTEGRATION_DIR)/test_%: \
-		$(OBJ)/tests/integration/test_%.o $(OBJ)/tests/integration/harness.o \
-		$(LIBEPT) $(LIBMSCLIENT) $(LIBCOMMON)
+		$(OBJ)/tests/integration/test_%.o $(OBJ)/tests/integration/ept_harness.o \
+		$(OBJ)/tests/integration/harness.o $(LIBEPT) $(LIBMSCLIENT) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(EPT_LDLIBS) $(CHECK_LIBS) -lm
 
-# ThreadSanitizer build of the ept integration suite, with the library sources
-# it links (ept, the client library, common) compiled into $(BUILD)/tsan/. The
-# memserver daemon it starts is the ordinary build (another process).
+# ThreadSanitizer build of the ept integration suites, with the library sources
+# they link (ept, the client library, common) compiled into $(BUILD)/tsan/. The
+# memserver daemons they start are the ordinary build (other processes).
 EPT_TSAN_DIR := $(BUILD)/tsan
-EPT_TSAN_BIN := $(EPT_TSAN_DIR)/test_ept
+EPT_TSAN_BINS := $(EPT_TESTS_INTEGRATION_NAMES:%=$(EPT_TSAN_DIR)/test_ept_%)
 EPT_TSAN_SRCS := $(sort $(EPT_SRCS) $(MSCLIENT_LIB_SRCS) $(COMMON_SRCS)) \
-	tests/integration/test_ept.c tests/integration/harness.c
+	tests/integration/ept_harness.c tests/integration/harness.c
 EPT_TSAN_CFLAGS := -O1 -g -std=gnu11 $(WARN) -D_GNU_SOURCE -pthread -I. -MMD -MP \
 	-fsanitize=thread $(CHECK_CFLAGS)
 
@@ -115,11 +117,17 @@ $(EPT_TSAN_DIR)/obj/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(EPT_TSAN_CFLAGS) -c -o $@ $<
 
-$(EPT_TSAN_BIN): $(EPT_TSAN_SRCS:%.c=$(EPT_TSAN_DIR)/obj/%.o)
+$(EPT_TSAN_BINS): $(EPT_TSAN_DIR)/test_%: $(EPT_TSAN_DIR)/obj/tests/integration/test_%.o \
+		$(EPT_TSAN_SRCS:%.c=$(EPT_TSAN_DIR)/obj/%.o)
 	$(CC) -pthread -fsanitize=thread -o $@ $^ $(EPT_LDLIBS) $(CHECK_LIBS) -lm
 
+# Runs every suite; fails at the end if any failed.
 .PHONY: check-ept-tsan
-check-ept-tsan: $(EPT_TSAN_BIN) $(MEMSERVER_BIN)
-	env TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-		CK_TIMEOUT_MULTIPLIER=3 LEGATO_MEMSERVER=$(abspath $(MEMSERVER_BIN)) \
-		timeout -k 10 $(TESTS_TIMEOUT) $(EPT_TSAN_BIN)
+check-ept-tsan: $(EPT_TSAN_BINS) $(MEMSERVER_BIN)
+	@failed=""; for t in $(EPT_TSAN_BINS); do \
+		echo "== $$t"; \
+		env TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+			CK_TIMEOUT_MULTIPLIER=3 LEGATO_MEMSERVER=$(abspath $(MEMSERVER_BIN)) \
+			timeout -k 10 $(TESTS_TIMEOUT) $$t || failed="$$failed $$(basename $$t)"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
