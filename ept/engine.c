@@ -241,8 +241,13 @@ static bool start_page(struct ept *e, uint64_t page, uint64_t t0, bool prefetch,
 	fr->state = FR_FETCHING;
 	fr->buf = ept_buf_get(&e->ft);
 	e->reads_inflight++;
-	if (ept_remote_read(e, rd, fr->buf))
-		ept_fatal(e, "no live memory server holds page %llu", (unsigned long long)page);
+	if (ept_remote_read(e, rd, fr->buf)) {
+		char where[256];
+
+		ept_remote_describe(e, page, where, sizeof(where));
+		ept_fatal(e, "no live memory server holds page %llu: %s", (unsigned long long)page,
+			  where);
+	}
 	return true;
 }
 

@@ -184,6 +184,9 @@ void ept_flush_progress(struct ept *e);
 int ept_remote_open(struct ept *e, const struct ept_config *cfg);
 void ept_remote_close(struct ept *e);
 struct ept_ext *ept_remote_ext(struct ept *e, uint64_t page);
+/* "URL (region R[, failed]), ..." for the replicas holding page, into buf
+ * (truncated to len), for error messages. */
+void ept_remote_describe(struct ept *e, uint64_t page, char *buf, size_t len);
 /* Queues a read of rd->page into buf from the replica rd->replica. */
 int ept_remote_read(struct ept *e, struct ept_read *rd, uint8_t *buf);
 /* Queues wr to every replica. */

@@ -109,8 +109,13 @@ void ept_start_write(struct ept *e, uint32_t f, uint8_t *buf, uint64_t sum)
 	*wr = (struct ept_write){ .frame = f, .page = fr->page, .buf = buf, .sum = sum };
 	fr->wb = wr;
 	e->writes_inflight++;
-	if (ept_remote_write(e, wr))
-		ept_fatal(e, "cannot queue write-back of page %llu", (unsigned long long)fr->page);
+	if (ept_remote_write(e, wr)) {
+		char where[256];
+
+		ept_remote_describe(e, fr->page, where, sizeof(where));
+		ept_fatal(e, "cannot write back page %llu: no live memory server holds it: %s",
+			  (unsigned long long)fr->page, where);
+	}
 }
 
 /*

@@ -302,6 +302,23 @@ static int batch_add(struct ept *e, struct ept_ext *ext, unsigned r, int kind, u
 	return 0;
 }
 
+void ept_remote_describe(struct ept *e, uint64_t page, char *buf, size_t len)
+{
+	struct ept_ext *ext = ept_remote_ext(e, page);
+	size_t at = 0;
+
+	buf[0] = '\0';
+	for (unsigned r = 0; r < ext->nreplicas && at < len; r++) {
+		int n = snprintf(buf + at, len - at, "%s%s (region %llu%s)", r ? ", " : "",
+				 ext->rep[r].srv->url, (unsigned long long)ext->rep[r].region,
+				 ext->rep[r].srv->failed ? ", failed" : "");
+
+		if (n < 0)
+			break;
+		at += (size_t)n;
+	}
+}
+
 int ept_remote_read(struct ept *e, struct ept_read *rd, uint8_t *buf)
 {
 	struct ept_ext *ext = ept_remote_ext(e, rd->page);
