@@ -1,11 +1,12 @@
 # guest-images/: `make guest` builds the guest the VMM tests boot, from Debian
 # packages (guest-images/build.sh): $(GUEST_KERNEL), the stock kernel the test
 # hosts use, and $(GUEST_INITRD), a busybox initramfs running guest-images/init
-# with the static memcheck workload.
+# with the static memcheck workload and virtio_evil (hostile virtio driver).
 GUEST_DIR := $(BUILD)/guest
 GUEST_KERNEL := $(GUEST_DIR)/bzImage
 GUEST_INITRD := $(GUEST_DIR)/initramfs.cpio
 GUEST_MEMCHECK := $(GUEST_DIR)/memcheck
+GUEST_EVIL := $(GUEST_DIR)/virtio_evil
 DEPS_PKGS += busybox-static cpio kmod
 
 # Static, never sanitized, no -march=native: it runs inside the guest.
@@ -13,8 +14,13 @@ $(GUEST_MEMCHECK): guest-images/memcheck.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -std=gnu11 $(WARN) -static -pthread -o $@ $<
 
+# The hostile virtio driver (legato.run=evil): static, never sanitized.
+$(GUEST_EVIL): guest-images/virtio_evil.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -std=gnu11 $(WARN) -static -o $@ $<
+
 # The recipe always runs: it follows Debian's current kernel package, reuses
 # the cached download, and rewrites the outputs only when they change.
 .PHONY: guest
-guest: $(GUEST_MEMCHECK)
-	bash guest-images/build.sh $(GUEST_DIR) $(GUEST_MEMCHECK)
+guest: $(GUEST_MEMCHECK) $(GUEST_EVIL)
+	bash guest-images/build.sh $(GUEST_DIR) $(GUEST_MEMCHECK) $(GUEST_EVIL)

@@ -63,6 +63,11 @@ void vmm_cli_run_usage(void)
 	       "  --memserver-bin FILE the daemon --local starts (default: memserver next to vmm)\n"
 	       "                         e.g. --memserver-bin /usr/local/bin/memserver\n"
 	       "\n"
+	       "Devices:\n"
+	       "  --disk FILE[,ro]     a virtio-blk disk backed by FILE (its size, in 512-byte\n"
+	       "                       sectors; buffered I/O), read-only with ',ro'; repeat for\n"
+	       "                       more (/dev/vda, /dev/vdb, ...)  e.g. --disk /var/lib/vm1.img\n"
+	       "\n"
 	       "Control:\n"
 	       "  --api-sock PATH      HTTP+JSON API on this unix socket (docs/api.md)\n"
 	       "                         e.g. --api-sock /run/vm1.sock\n"
@@ -84,7 +89,7 @@ void vmm_cli_run_usage(void)
 enum {
 	OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_MEM, OPT_CACHE, OPT_VCPUS, OPT_MEMSERVER,
 	OPT_LOCAL, OPT_NO_REMOTE, OPT_POLICY, OPT_PREFETCH, OPT_API_SOCK, OPT_NAME,
-	OPT_LOG_LEVEL, OPT_KEY_FILE, OPT_MEMSERVER_BIN,
+	OPT_LOG_LEVEL, OPT_KEY_FILE, OPT_MEMSERVER_BIN, OPT_DISK,
 };
 
 static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -110,6 +115,26 @@ static int size_arg(const char *opt, const char *s, uint64_t *out)
 	return 0;
 }
 
+/* --disk PATH[,ro]: optarg is modified in place (the ",ro" cut off). */
+static int disk_arg(struct vmm_config *cfg, char *arg)
+{
+	char *comma = strrchr(arg, ',');
+	bool ro = false;
+
+	if (cfg->ndisks == VMM_MAX_DISKS)
+		return bad("too many --disk (at most %d)", VMM_MAX_DISKS);
+	if (comma) {
+		if (strcmp(comma, ",ro"))
+			return bad("--disk %s: the only option is ',ro'", arg);
+		*comma = '\0';
+		ro = true;
+	}
+	if (!*arg)
+		return bad("--disk: no file named");
+	cfg->disks[cfg->ndisks++] = (struct vmm_disk_config){ .path = arg, .ro = ro };
+	return 0;
+}
+
 int vmm_cli_parse_run(int argc, char **argv, struct vmm_config *cfg)
 {
 	static const struct option opts[] = {
@@ -129,6 +154,7 @@ int vmm_cli_parse_run(int argc, char **argv, struct vmm_config *cfg)
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 		{ "key-file", required_argument, NULL, OPT_KEY_FILE },
 		{ "memserver-bin", required_argument, NULL, OPT_MEMSERVER_BIN },
+		{ "disk", required_argument, NULL, OPT_DISK },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -188,6 +214,10 @@ int vmm_cli_parse_run(int argc, char **argv, struct vmm_config *cfg)
 			break;
 		case OPT_KEY_FILE: cfg->key_file = optarg; break;
 		case OPT_MEMSERVER_BIN: cfg->memserver_bin = optarg; break;
+		case OPT_DISK:
+			if (disk_arg(cfg, optarg))
+				return -EINVAL;
+			break;
 		case 'h':
 			vmm_cli_run_usage();
 			return 1;

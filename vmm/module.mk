@@ -1,9 +1,10 @@
 # vmm/: the KVM virtual machine monitor (libvmm.a) and the thin `vmm` program,
 # plus its unit suites (tests/unit/test_vmm_*.c). See docs/vmm.md.
 VMM_SRCS := vmm/cli.c vmm/run.c vmm/vm.c vmm/cpu.c vmm/boot.c vmm/acpi.c vmm/bus.c \
-	vmm/mem.c vmm/api.c \
+	vmm/mem.c vmm/api.c vmm/msi.c vmm/virtq.c \
 	vmm/devices/devices.c vmm/devices/uart.c vmm/devices/i8042.c vmm/devices/rtc.c \
-	vmm/devices/pm.c vmm/devices/pci.c vmm/devices/pvpanic.c
+	vmm/devices/pm.c vmm/devices/pci.c vmm/devices/pvpanic.c vmm/devices/virtio_pci.c \
+	vmm/devices/virtio_blk.c
 LIBVMM := $(BUILD)/libvmm.a
 VMM_BIN := $(BUILD)/vmm
 LIBS += $(LIBVMM)
@@ -18,7 +19,7 @@ $(VMM_BIN): $(OBJ)/vmm/main.o $(LIBVMM) $(LIBEPT) $(LIBMSCLIENT) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(VMM_LDLIBS)
 
 # Unit suites: pure builders and device models, no /dev/kvm needed.
-VMM_TESTS_UNIT_BINS := $(addprefix $(BUILD)/tests/unit/test_vmm_,boot acpi uart)
+VMM_TESTS_UNIT_BINS := $(addprefix $(BUILD)/tests/unit/test_vmm_,boot acpi uart virtq)
 UNIT_TESTS += $(VMM_TESTS_UNIT_BINS)
 
 $(VMM_TESTS_UNIT_BINS): $(BUILD)/tests/unit/test_%: $(OBJ)/tests/unit/test_%.o \

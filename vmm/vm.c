@@ -135,6 +135,9 @@ int vmm_vm_create(struct vmm *vm)
 			return rc;
 		}
 	}
+	rc = vmm_msi_init(vm);
+	if (rc)
+		return rc;
 	for (unsigned i = 0; i < vm->mem.nslots; i++) {
 		struct kvm_userspace_memory_region r = {
 			.slot = i,
@@ -161,6 +164,7 @@ void vmm_vm_destroy(struct vmm *vm)
 		if (vm->vcpus[i].fd > 0)
 			close(vm->vcpus[i].fd);
 	}
+	vmm_msi_fini(vm);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)

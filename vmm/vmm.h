@@ -58,6 +58,8 @@ struct kvm_run;
 enum vmm_mode { VMM_MODE_NO_REMOTE, VMM_MODE_LOCAL, VMM_MODE_REMOTE };
 
 /* Everything `vmm run` is told. Strings point into argv. */
+#define VMM_MAX_DISKS 8
+
 struct vmm_config {
 	enum vmm_mode mode;
 	const char *kernel;
@@ -74,6 +76,11 @@ struct vmm_config {
 	const char *name;
 	const char *key_file;
 	const char *memserver_bin;	/* --local: the daemon to spawn */
+	struct vmm_disk_config {
+		const char *path;
+		bool ro;
+	} disks[VMM_MAX_DISKS];		/* --disk PATH[,ro]: virtio-blk */
+	unsigned ndisks;
 };
 
 /*
@@ -199,6 +206,7 @@ struct vmm_vcpu {
 };
 
 struct vmm_pci;
+struct vmm_msi;
 
 struct vmm {
 	const struct vmm_config *cfg;
@@ -208,6 +216,7 @@ struct vmm {
 	struct vmm_mem mem;
 	struct vmm_bus bus;
 	struct vmm_pci *pci;
+	struct vmm_msi *msi;	/* GSI routing for MSI (vmm/msi.c) */
 	void *console;		/* the UART that takes console input */
 	void *dev_state[16];
 	unsigned ndev;
@@ -250,6 +259,22 @@ void vmm_request_exit(struct vmm *vm, enum vmm_exit_reason reason, const char *f
 void vmm_vcpu_dump(struct vmm_vcpu *vcpu);
 /* Asserts (level 1) or deasserts an ISA/IOAPIC interrupt line. */
 void vmm_irq_line(struct vmm *vm, unsigned irq, int level);
+/*
+ * vmm/msi.c: interrupts and notifications that bypass the vCPU threads.
+ * vmm_msi_init sets KVM's routing table to its defaults (after the irqchip
+ * exists); vmm_msi_route_add returns a new GSI (>= 24) for one MSI vector,
+ * not delivered until vmm_msi_route_set programs its address and data (the
+ * driver's MSI-X table entry). vmm_irqfd ties an eventfd to a GSI: a write to
+ * the eventfd injects the route. vmm_ioeventfd makes a guest write of len
+ * bytes (0: any length) to MMIO addr signal efd inside KVM. All return 0 (a
+ * GSI for route_add) or -errno, logged; thread-safe.
+ */
+int vmm_msi_init(struct vmm *vm);
+void vmm_msi_fini(struct vmm *vm);
+int vmm_msi_route_add(struct vmm *vm);
+int vmm_msi_route_set(struct vmm *vm, unsigned gsi, uint64_t addr, uint32_t data);
+int vmm_irqfd(struct vmm *vm, unsigned gsi, int efd, bool assign);
+int vmm_ioeventfd(struct vmm *vm, uint64_t addr, unsigned len, int efd, bool assign);
 const char *vmm_state_name(enum vmm_state s);
 const char *vmm_exit_name(enum vmm_exit_reason r);
 

@@ -4,8 +4,11 @@
  * The DSDT's \_SB.PCI0 tells the guest to scan this bus; devices (pvpanic now,
  * virtio next) sit in slots 1..31, function 0. Writable fields: command, cache
  * line size/latency, BARs (size probing by writing all-ones) and interrupt
- * line; everything else is read-only. A BAR's range is decoded only while the
- * matching enable bit of the command register is set.
+ * line; everything else is read-only, except that a device may take writes
+ * to its capabilities (0x40 and up) through its cfg_write hook. A BAR's range
+ * is decoded only while the matching enable bit of the command register is
+ * set; a device that mirrors BAR addresses elsewhere (ioeventfds) hears of
+ * every change through its bar_moved hook.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -68,6 +71,12 @@ static void update_bars(struct vmm_pci *pci, struct vmm_pci_dev *d)
 		on = (cmd & (d->bar[i].io ? CMD_IO : CMD_MEM)) && addr &&
 		     addr != (uint32_t)~(d->bar[i].size - 1);
 		vmm_bus_move(&pci->vm->bus, d->bar[i].handle, addr, on);
+		if (on != d->bar[i].on || (on && addr != d->bar[i].addr)) {
+			d->bar[i].on = on;
+			d->bar[i].addr = addr;
+			if (d->bar_moved)
+				d->bar_moved(d, i, addr, on);
+		}
 	}
 }
 
@@ -76,6 +85,11 @@ static void cfg_write(struct vmm_pci *pci, struct vmm_pci_dev *d, unsigned off, 
 {
 	bool bars = false;
 
+	if (off >= 0x40) {
+		if (d->cfg_write)
+			d->cfg_write(d, off, v, len);
+		return;
+	}
 	for (unsigned i = 0; i < len; i++, off++, v >>= 8) {
 		uint8_t b = (uint8_t)v;
 
@@ -176,6 +190,24 @@ int vmm_pci_add(struct vmm *vm, unsigned slot, struct vmm_pci_dev *dev)
 	pci->slots[slot] = dev;
 	pthread_mutex_unlock(&pci->lock);
 	return 0;
+}
+
+int vmm_pci_add_any(struct vmm *vm, struct vmm_pci_dev *dev)
+{
+	struct vmm_pci *pci = vm->pci;
+	int rc = -ENOSPC;
+
+	if (!pci)
+		return -EINVAL;
+	pthread_mutex_lock(&pci->lock);
+	for (unsigned slot = 2; slot < 32; slot++)	/* 1: pvpanic */
+		if (!pci->slots[slot]) {
+			pci->slots[slot] = dev;
+			rc = 0;
+			break;
+		}
+	pthread_mutex_unlock(&pci->lock);
+	return rc;
 }
 
 static int pci_init(struct vmm *vm, void **state)

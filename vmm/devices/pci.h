@@ -18,7 +18,18 @@ struct vmm_pci_dev {
 		uint32_t size;		/* power of two, 0: no BAR */
 		bool io;
 		int handle;		/* bus range */
+		uint32_t addr;		/* where it decodes, when on */
+		bool on;
 	} bar[6];
+	void *opaque;			/* the device's, for the hooks below */
+	/* Optional. A guest write to config space at 0x40 or above (the
+	 * capabilities): the device updates cfg[] as it sees fit. Called from a
+	 * vCPU thread under the bus's configuration lock. */
+	void (*cfg_write)(struct vmm_pci_dev *dev, unsigned off, uint32_t v, unsigned len);
+	/* Optional. BAR n now decodes at addr (on) or not at all (after the
+	 * guest reprogrammed it or flipped the command register); same thread
+	 * and lock as cfg_write. */
+	void (*bar_moved)(struct vmm_pci_dev *dev, unsigned n, uint32_t addr, bool on);
 };
 
 /* Fills the identity fields of a type-0 header. */
@@ -27,6 +38,8 @@ void vmm_pci_header(struct vmm_pci_dev *dev, uint16_t vendor, uint16_t device,
 /* Puts dev in slot (1..31; 0 is the host bridge) and registers its BARs, set
  * up beforehand with vmm_pci_bar, at their initial addresses. */
 int vmm_pci_add(struct vmm *vm, unsigned slot, struct vmm_pci_dev *dev);
+/* The same on the first free slot from 2 on; -ENOSPC when the bus is full. */
+int vmm_pci_add_any(struct vmm *vm, struct vmm_pci_dev *dev);
 /* Declares BAR n: a 32-bit memory BAR (or I/O when io) of size bytes at addr,
  * served by fn. */
 int vmm_pci_bar(struct vmm *vm, struct vmm_pci_dev *dev, unsigned n, uint32_t addr,
