@@ -22,6 +22,8 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -77,7 +79,30 @@ struct vmm_virtio {
 	uint64_t pba;
 	uint32_t bar_addr;	/* where the ioeventfds are, when bar_on */
 	bool bar_on;
+	unsigned warnings;	/* guest-caused warnings logged so far */
 };
+
+/* A guest can repeat what makes us warn (reset, break a queue, reset...) as
+ * often as it likes: the first few are logged, the rest at debug level. */
+#define GUEST_WARNINGS 5
+
+static void guest_warn(struct vmm_virtio *v, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void guest_warn(struct vmm_virtio *v, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (v->warnings < GUEST_WARNINGS)
+		log_warn("%s: %s%s", v->pci.name, msg,
+			 ++v->warnings == GUEST_WARNINGS ? " (further ones at debug level)" : "");
+	else
+		log_debug("%s: %s", v->pci.name, msg);
+}
 
 static void *gpa_to_hva(void *ctx, uint64_t gpa, uint64_t len)
 {
@@ -130,7 +155,7 @@ void vmm_virtio_needs_reset(struct vmm_virtio *v, const char *why)
 {
 	pthread_mutex_lock(&v->lock);
 	if (!(v->status & VIRTIO_STATUS_NEEDS_RESET)) {
-		log_warn("%s: %s: device needs a reset", v->pci.name, why);
+		guest_warn(v, "%s: device needs a reset", why);
 		v->status |= VIRTIO_STATUS_NEEDS_RESET;
 		v->isr |= 2;
 		raise_locked(v, v->config_vector);
@@ -247,8 +272,7 @@ static void queue_enable(struct vmm_virtio *v, unsigned qs)
 	c.features = v->drv_features;
 	rc = c.size && c.size <= v->ops->queue_max ? vmm_virtq_enable(&v->q[qs].vq, &c) : -EINVAL;
 	if (rc)
-		log_warn("%s: queue %u: cannot enable (size %u): %s", v->pci.name, qs, c.size,
-			 strerror(-rc));
+		guest_warn(v, "queue %u: cannot enable (size %u): %s", qs, c.size, strerror(-rc));
 }
 
 /* Applies the field at off, whose bytes in img the driver just wrote. */
