@@ -67,6 +67,9 @@ void vmm_cli_run_usage(void)
 	       "  --disk FILE[,ro]     a virtio-blk disk backed by FILE (its size, in 512-byte\n"
 	       "                       sectors; buffered I/O), read-only with ',ro'; repeat for\n"
 	       "                       more (/dev/vda, /dev/vdb, ...)  e.g. --disk /var/lib/vm1.img\n"
+	       "  --net tap=NAME[,mac=MAC]  a virtio-net NIC on TAP interface NAME (created when\n"
+	       "                       missing; checksum and TSO offloads), MAC derived from\n"
+	       "                       NAME unless given  e.g. --net tap=vm1,mac=52:54:00:12:34:56\n"
 	       "\n"
 	       "Control:\n"
 	       "  --api-sock PATH      HTTP+JSON API on this unix socket (docs/api.md)\n"
@@ -89,7 +92,7 @@ void vmm_cli_run_usage(void)
 enum {
 	OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_MEM, OPT_CACHE, OPT_VCPUS, OPT_MEMSERVER,
 	OPT_LOCAL, OPT_NO_REMOTE, OPT_POLICY, OPT_PREFETCH, OPT_API_SOCK, OPT_NAME,
-	OPT_LOG_LEVEL, OPT_KEY_FILE, OPT_MEMSERVER_BIN, OPT_DISK,
+	OPT_LOG_LEVEL, OPT_KEY_FILE, OPT_MEMSERVER_BIN, OPT_DISK, OPT_NET,
 };
 
 static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -135,6 +138,41 @@ static int disk_arg(struct vmm_config *cfg, char *arg)
 	return 0;
 }
 
+/* --net tap=NAME[,mac=XX:XX:XX:XX:XX:XX]: optarg is cut up in place. */
+static int net_arg(struct vmm_config *cfg, char *arg)
+{
+	struct vmm_net_config *n;
+	char *opt, *save = NULL;
+
+	if (cfg->nnets == VMM_MAX_NETS)
+		return bad("too many --net (at most %d)", VMM_MAX_NETS);
+	n = &cfg->nets[cfg->nnets];
+	memset(n, 0, sizeof(*n));
+	for (opt = strtok_r(arg, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
+		unsigned m[6];
+		char end;
+
+		if (!strncmp(opt, "tap=", 4) && opt[4] && strlen(opt + 4) < 16) {
+			n->tap = opt + 4;
+		} else if (!strncmp(opt, "mac=", 4) &&
+			   sscanf(opt + 4, "%2x:%2x:%2x:%2x:%2x:%2x%c", &m[0], &m[1], &m[2], &m[3],
+				  &m[4], &m[5], &end) == 6) {
+			for (unsigned i = 0; i < 6; i++)
+				n->mac[i] = (uint8_t)m[i];
+			if (n->mac[0] & 1)
+				return bad("--net: mac=%s is a multicast address", opt + 4);
+			n->mac_set = true;
+		} else {
+			return bad("--net: bad option '%s' (tap=NAME of at most 15 characters, "
+				   "mac=XX:XX:XX:XX:XX:XX)", opt);
+		}
+	}
+	if (!n->tap)
+		return bad("--net: tap=NAME is required");
+	cfg->nnets++;
+	return 0;
+}
+
 int vmm_cli_parse_run(int argc, char **argv, struct vmm_config *cfg)
 {
 	static const struct option opts[] = {
@@ -155,6 +193,7 @@ int vmm_cli_parse_run(int argc, char **argv, struct vmm_config *cfg)
 		{ "key-file", required_argument, NULL, OPT_KEY_FILE },
 		{ "memserver-bin", required_argument, NULL, OPT_MEMSERVER_BIN },
 		{ "disk", required_argument, NULL, OPT_DISK },
+		{ "net", required_argument, NULL, OPT_NET },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -216,6 +255,10 @@ int vmm_cli_parse_run(int argc, char **argv, struct vmm_config *cfg)
 		case OPT_MEMSERVER_BIN: cfg->memserver_bin = optarg; break;
 		case OPT_DISK:
 			if (disk_arg(cfg, optarg))
+				return -EINVAL;
+			break;
+		case OPT_NET:
+			if (net_arg(cfg, optarg))
 				return -EINVAL;
 			break;
 		case 'h':

@@ -59,6 +59,7 @@ enum vmm_mode { VMM_MODE_NO_REMOTE, VMM_MODE_LOCAL, VMM_MODE_REMOTE };
 
 /* Everything `vmm run` is told. Strings point into argv. */
 #define VMM_MAX_DISKS 8
+#define VMM_MAX_NETS 4
 
 struct vmm_config {
 	enum vmm_mode mode;
@@ -81,6 +82,12 @@ struct vmm_config {
 		bool ro;
 	} disks[VMM_MAX_DISKS];		/* --disk PATH[,ro]: virtio-blk */
 	unsigned ndisks;
+	struct vmm_net_config {
+		const char *tap;	/* TAP interface name (created if missing) */
+		uint8_t mac[6];
+		bool mac_set;		/* else one is derived from the name */
+	} nets[VMM_MAX_NETS];		/* --net tap=NAME[,mac=MAC]: virtio-net */
+	unsigned nnets;
 };
 
 /*
