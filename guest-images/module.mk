@@ -14,10 +14,12 @@ $(GUEST_MEMCHECK): guest-images/memcheck.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -std=gnu11 $(WARN) -static -pthread -o $@ $<
 
-# The hostile virtio driver (legato.run=evil): static, never sanitized.
-$(GUEST_EVIL): guest-images/virtio_evil.c | deps
+# The hostile virtio driver (legato.run=evil): static, never sanitized; the
+# attacks (virtio_evil.c) and the device side (virtio_evil_dev.c).
+GUEST_EVIL_SRCS := guest-images/virtio_evil.c guest-images/virtio_evil_dev.c
+$(GUEST_EVIL): $(GUEST_EVIL_SRCS) guest-images/virtio_evil.h | deps
 	@mkdir -p $(dir $@)
-	$(CC) -O2 -std=gnu11 $(WARN) -static -o $@ $<
+	$(CC) -O2 -std=gnu11 $(WARN) -static -o $@ $(GUEST_EVIL_SRCS)
 
 # The recipe always runs: it follows Debian's current kernel package, reuses
 # the cached download, and rewrites the outputs only when they change.

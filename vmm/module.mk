@@ -18,15 +18,21 @@ $(VMM_BIN): $(OBJ)/vmm/main.o $(LIBVMM) $(LIBEPT) $(LIBMSCLIENT) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(VMM_LDLIBS)
 
-# Unit suites: pure builders and device models, no /dev/kvm needed.
-VMM_TESTS_UNIT_BINS := $(addprefix $(BUILD)/tests/unit/test_vmm_,boot acpi uart virtq)
+# Unit suites: pure builders and device models, no /dev/kvm needed. The
+# virtqueue suites (test_vmm_virtq*) share a driver-side harness, added as an
+# extra prerequisite; the link puts every object before the libraries.
+VMM_TESTS_UNIT_BINS := $(addprefix $(BUILD)/tests/unit/test_vmm_,boot acpi uart virtq \
+	virtq_broken)
+VMM_VIRTQ_HARNESS := $(OBJ)/tests/unit/virtq_harness.o
 UNIT_TESTS += $(VMM_TESTS_UNIT_BINS)
 
 $(VMM_TESTS_UNIT_BINS): $(BUILD)/tests/unit/test_%: $(OBJ)/tests/unit/test_%.o \
 		$(LIBVMM) $(LIBEPT) $(LIBMSCLIENT) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(VMM_LDLIBS) $(CHECK_LIBS)
-$(VMM_TESTS_UNIT_BINS:$(BUILD)/tests/unit/%=$(OBJ)/tests/unit/%.o): CFLAGS += $(CHECK_CFLAGS)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(filter-out %.o,$^) $(VMM_LDLIBS) $(CHECK_LIBS)
+$(addprefix $(BUILD)/tests/unit/test_vmm_,virtq virtq_broken): $(VMM_VIRTQ_HARNESS)
+$(VMM_TESTS_UNIT_BINS:$(BUILD)/tests/unit/%=$(OBJ)/tests/unit/%.o) $(VMM_VIRTQ_HARNESS): \
+	CFLAGS += $(CHECK_CFLAGS)
 
 # The host tier boots the guest with this vmm (tests/hosts/case-vmm*.sh).
 check-hosts: $(VMM_BIN) $(MEMSERVER_BIN) guest
