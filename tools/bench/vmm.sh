@@ -41,19 +41,11 @@ for f in vmm memserver bench-vmm-run guest/bzImage guest/initramfs.cpio guest/me
 	[ -f "$BUILD/$f" ] || { echo "vmm.sh: $BUILD/$f missing (make bench-vmm)" >&2; exit 1; }
 done
 
-if [ "$INSIDE" = 0 ] && ! { [ -w /dev/kvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo; }; then
-	. "$TOP/tools/testhost/lib.sh"
-	export TESTHOST_AGENT=${TESTHOST_AGENT:-$BUILD/testhost-agent}
-	echo "bench-vmm: no usable /dev/kvm: running in an emulated KVM host (one CPU)"
-	TESTHOST_SMP=1 th_up bench >/dev/null || { echo "bench-vmm: test host did not boot" >&2; exit 1; }
+. "$HERE/inhost.sh"
+BENCH_INSIDE=$INSIDE
+if [ "$INSIDE" = 0 ] && ! bench_kvm_here; then
 	q=; [ "$QUICK" = 1 ] && q=--quick
-	# The host sees this tree read-only: results come back on stdout.
-	th_run -n -t 3600 bench -- bash "$HERE/vmm.sh" --here --build "$BUILD" --out /tmp/bench $q \
-		>"$OUT/.vmm.out" || { cat "$OUT/.vmm.out"; rm -f "$OUT/.vmm.out"; exit 1; }
-	sed -n '/^== vmm.json$/,/^== vmm-boot.dat$/p' "$OUT/.vmm.out" | sed '1d;$d' >"$OUT/vmm.json"
-	sed -n '/^== vmm-boot.dat$/,/^== end$/p' "$OUT/.vmm.out" | sed '1d;$d' >"$OUT/vmm-boot.dat"
-	sed '/^== vmm.json$/,$d' "$OUT/.vmm.out"
-	rm -f "$OUT/.vmm.out"
+	bench_in_host vmm "$OUT" "$HERE/vmm.sh" --build "$BUILD" $q || exit 1
 	jq -e .ratios "$OUT/vmm.json" >/dev/null || { echo "bench-vmm: no results" >&2; exit 1; }
 	jq -r '.ratios | to_entries[] | "\(.key) = \(.value.value)"' "$OUT/vmm.json"
 	exit 0
@@ -65,7 +57,7 @@ else
 	ROUNDS=3 MEM=1G MEM_MIB=1024 WORK=384M
 fi
 VCPUS=2
-WHERE=native; [ "$OUT" = /tmp/bench ] && WHERE="emulated KVM test host (qemu TCG, nested SVM)"
+WHERE=native; [ "$INSIDE" = 1 ] && WHERE="emulated KVM test host (qemu TCG, nested SVM)"
 CACHE8=$((MEM_MIB / 8))M
 KERNEL=$BUILD/guest/bzImage INITRD=$BUILD/guest/initramfs.cpio
 CMD_BASE="console=ttyS0 loglevel=4 transparent_hugepage=madvise"
@@ -202,10 +194,5 @@ def r3: . * 1000 | round / 1000;
 }' "$TMP/boot.jsonl" >"$TMP/vmm.json"
 jq -r '.results.boot_init_s | to_entries[] | "\(.key) \(.value)"' "$TMP/vmm.json" >"$TMP/vmm-boot.dat"
 
-if [ "$INSIDE" = 1 ] && [ "$OUT" = /tmp/bench ]; then
-	echo "== vmm.json"; cat "$TMP/vmm.json"; echo "== vmm-boot.dat"; cat "$TMP/vmm-boot.dat"
-	echo "== end"
-else
-	cp "$TMP/vmm.json" "$OUT/vmm.json"; cp "$TMP/vmm-boot.dat" "$OUT/vmm-boot.dat"
-	jq -r '.ratios | to_entries[] | "\(.key) = \(.value.value)"' "$OUT/vmm.json"
-fi
+bench_emit "$OUT" "$TMP/vmm.json" "$TMP/vmm-boot.dat"
+[ "$INSIDE" = 1 ] || jq -r '.ratios | to_entries[] | "\(.key) = \(.value.value)"' "$OUT/vmm.json"
