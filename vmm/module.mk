@@ -4,7 +4,7 @@ VMM_SRCS := vmm/cli.c vmm/run.c vmm/vm.c vmm/cpu.c vmm/boot.c vmm/acpi.c vmm/bus
 	vmm/mem.c vmm/api.c vmm/msi.c vmm/virtq.c \
 	vmm/devices/devices.c vmm/devices/uart.c vmm/devices/i8042.c vmm/devices/rtc.c \
 	vmm/devices/pm.c vmm/devices/pci.c vmm/devices/pvpanic.c vmm/devices/virtio_pci.c \
-	vmm/devices/virtio_blk.c
+	vmm/devices/virtio_blk.c vmm/devices/virtio_net.c
 LIBVMM := $(BUILD)/libvmm.a
 VMM_BIN := $(BUILD)/vmm
 LIBS += $(LIBVMM)

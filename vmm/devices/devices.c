@@ -11,7 +11,7 @@
 #include "vmm/vmm.h"
 
 extern const struct vmm_device_ops vmm_uart_ops, vmm_i8042_ops, vmm_rtc_ops, vmm_pm_ops,
-	vmm_pci_ops, vmm_pvpanic_ops, vmm_virtio_blk_ops;
+	vmm_pci_ops, vmm_pvpanic_ops, vmm_virtio_blk_ops, vmm_virtio_net_ops;
 
 static void sink_io(void *opaque, uint64_t offset, uint8_t *data, unsigned len, bool is_write)
 {
@@ -40,6 +40,7 @@ const struct vmm_device_ops *const vmm_devices[] = {
 	&vmm_pci_ops,
 	&vmm_pvpanic_ops,
 	&vmm_virtio_blk_ops,
+	&vmm_virtio_net_ops,
 	NULL,
 };
 

@@ -1,0 +1,531 @@
+/*
+ * virtio-net over a TAP interface (--net tap=NAME[,mac=MAC]): a receive queue
+ * (0) and a transmit queue (1), no control queue, no multiqueue, served by
+ * one thread per NIC with readv/writev straight between the TAP and the
+ * guest's buffers (iovecs into guest RAM, so every page goes through the
+ * virtual cache like any other access).
+ *
+ * Every frame on either queue starts with the 12-byte virtio 1.x header
+ * {u8 flags, u8 gso_type, le16 hdr_len, gso_size, csum_start, csum_offset,
+ * num_buffers}, which is exactly what the TAP speaks with IFF_VNET_HDR and a
+ * header size of 12 (num_buffers is padding to it): frames and their
+ * checksum/segmentation offload requests pass through unchanged.
+ *
+ *   transmit: a chain is the header and the frame, device-readable, framed
+ *             any way the driver likes; one writev to the TAP, used length 0
+ *   receive:  a chain is device-writable room for the header and a frame;
+ *             one readv from the TAP into it, used length = bytes read
+ *
+ * Offloads: the guest may send checksum-less and TSO frames (CSUM, HOST_TSO4/
+ * 6, HOST_ECN: the host kernel finishes them); at DRIVER_OK TUNSETOFFLOAD
+ * tells the TAP what the guest takes (GUEST_CSUM, GUEST_TSO4/6, GUEST_ECN),
+ * so the host hands over partial checksums and 64 KiB TSO frames only to a
+ * driver that said it can take them. No MRG_RXBUF: a frame is always one
+ * chain, which keeps receive simple; the price is that a driver that
+ * negotiated GUEST_TSO must post 64 KiB+ chains (Linux does: its "big
+ * packets" mode, one indirect descriptor per 17-page chain), and a frame
+ * bigger than the chain in hand is dropped (counted), never split.
+ *
+ * The TAP: TUNSETIFF attaches to an existing TAP or creates one (then gone
+ * again when vmm exits). Bringing it up and giving it an address or a
+ * bridge is the host administrator's business; a TAP vmm creates stays down
+ * and carries nothing until someone sets it up.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/wire.h"
+#include "vmm/devices/virtio_pci.h"
+
+#define NET_F_CSUM 0
+#define NET_F_GUEST_CSUM 1
+#define NET_F_MAC 5
+#define NET_F_GUEST_TSO4 7
+#define NET_F_GUEST_TSO6 8
+#define NET_F_GUEST_ECN 9
+#define NET_F_HOST_TSO4 11
+#define NET_F_HOST_TSO6 12
+#define NET_F_HOST_ECN 13
+#define NET_F_STATUS 16
+#define S_LINK_UP 1
+#define RXQ 0
+#define TXQ 1
+#define QUEUE_SIZE 256
+#define MAX_IOV QUEUE_SIZE	/* no chain may be longer than the queue (spec) */
+#define HDR_LEN 12		/* struct virtio_net_hdr_mrg_rxbuf: the virtio 1.x header */
+#define NUM_BUFFERS_OFF 10
+#define BUDGET 64		/* frames per queue before the other gets a turn */
+#define CFG_SIZE 10		/* mac[6], le16 status, le16 max_virtqueue_pairs */
+
+#define NET_FEATURES                                                                          \
+	(1ull << NET_F_CSUM | 1ull << NET_F_GUEST_CSUM | 1ull << NET_F_MAC |                  \
+	 1ull << NET_F_GUEST_TSO4 | 1ull << NET_F_GUEST_TSO6 | 1ull << NET_F_GUEST_ECN |      \
+	 1ull << NET_F_HOST_TSO4 | 1ull << NET_F_HOST_TSO6 | 1ull << NET_F_HOST_ECN |         \
+	 1ull << NET_F_STATUS)
+
+struct net {
+	struct vmm *vm;
+	struct vmm_virtio *vio;
+	char tap[IFNAMSIZ];
+	int fd;			/* the TAP, non-blocking */
+	uint8_t mac[6];
+	pthread_t thread;
+	int stop_fd;
+	bool running;
+	/* The thread's, from start() to stop(): the receive chain in hand,
+	 * waiting for a frame, and the counters logged at stop(). */
+	bool rx_held;
+	struct vmm_virtq_chain rx_c;
+	struct iovec rx_iov[MAX_IOV];
+	uint64_t rx_frames, rx_bytes, rx_dropped, rx_errors;
+	uint64_t tx_frames, tx_bytes, tx_dropped, tx_errors;
+	size_t rx_max, tx_max;	/* largest frame: above the MTU only with TSO */
+};
+
+static void net_cfg_read(void *dev, unsigned off, uint8_t *data, unsigned len)
+{
+	struct net *n = dev;
+	uint8_t cfg[CFG_SIZE] = { 0 };
+
+	memcpy(cfg, n->mac, 6);
+	put_le16(cfg + 6, S_LINK_UP);		/* status */
+	put_le16(cfg + 8, 1);			/* max_virtqueue_pairs */
+	memcpy(data, cfg + off, len);
+}
+
+/* Copies len bytes from src to bytes [skip, skip + len) of iov[0, n). */
+static void iov_write(const struct iovec *iov, unsigned n, size_t skip, const void *src,
+		      size_t len)
+{
+	size_t done = 0;
+
+	for (unsigned i = 0; i < n && done < len; i++) {
+		size_t l = iov[i].iov_len;
+
+		if (skip >= l) {
+			skip -= l;
+			continue;
+		}
+		l = l - skip < len - done ? l - skip : len - done;
+		memcpy((uint8_t *)iov[i].iov_base + skip, (const uint8_t *)src + done, l);
+		done += l;
+		skip = 0;
+	}
+}
+
+/* Sends one transmit chain to the TAP. A chain that is no frame (writable
+ * buffers, or shorter than the header) is an error of the driver's, a
+ * frame the TAP refuses (a bad GSO header, no room: EAGAIN) is dropped, as a
+ * wire would; the chain goes back to the driver either way. */
+static void net_send(struct net *n, const struct iovec *iov, const struct vmm_virtq_chain *c)
+{
+	ssize_t r;
+
+	if (c->nin || c->out_len < HDR_LEN) {
+		n->tx_errors++;
+		log_debug("virtio-net %s: transmit chain with %u writable buffers, %u bytes: "
+			  "not sent", n->tap, c->nin, c->out_len);
+		return;
+	}
+	do
+		r = writev(n->fd, iov, (int)c->nout);
+	while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		/* EAGAIN: only with a send buffer limit on the TAP (none by
+		 * default). Holding the chain for EPOLLOUT would stall the queue
+		 * behind it; dropping is what a congested wire does, and TCP
+		 * resends. */
+		n->tx_dropped++;
+		log_debug("virtio-net %s: TAP write of %u bytes: %s", n->tap, c->out_len,
+			  strerror(errno));
+		return;
+	}
+	n->tx_frames++;
+	n->tx_bytes += (uint64_t)r - HDR_LEN;
+	if ((size_t)r - HDR_LEN > n->tx_max)
+		n->tx_max = (size_t)r - HDR_LEN;
+}
+
+/* Sends what the driver queued, up to BUDGET chains. Returns 0 when the
+ * queue is empty (notifications on), 1 when chains are left (call again),
+ * -1 once the queue is broken. */
+static int net_tx(struct net *n)
+{
+	struct vmm_virtq *vq = vmm_virtio_queue(n->vio, TXQ);
+	struct iovec iov[MAX_IOV];
+	struct vmm_virtq_chain c;
+	unsigned done = 0;
+	int rc;
+
+	do {
+		vmm_virtq_disable_notify(vq);
+		while ((rc = vmm_virtq_pop(vq, iov, MAX_IOV, &c)) == 1) {
+			net_send(n, iov, &c);
+			vmm_virtq_push(vq, c.head, 0);
+			if (++done == BUDGET) {
+				vmm_virtio_used(n->vio, TXQ);
+				return 1;
+			}
+		}
+		vmm_virtio_used(n->vio, TXQ);
+		if (rc < 0) {
+			vmm_virtio_needs_reset(n->vio, "transmit queue broken");
+			return -1;
+		}
+	} while (vmm_virtq_enable_notify(vq));
+	return 0;
+}
+
+/*
+ * Moves frames from the TAP into receive chains, up to BUDGET. A chain is
+ * taken before its frame (a TAP read cannot be undone) and held while the
+ * TAP is empty. Returns 0 when waiting: for the TAP (a chain is held) or for
+ * the driver's kick (no buffers: notifications on); 1 when it should be
+ * called again; -1 when receiving stopped until the device is reset (the
+ * driver broke the queue, or the TAP itself fails).
+ */
+static int net_rx(struct net *n)
+{
+	struct vmm_virtq *vq = vmm_virtio_queue(n->vio, RXQ);
+	static const uint8_t one[2] = { 1, 0 };	/* le16 num_buffers */
+	unsigned work = 0, pushed = 0;
+	int ret = 0;
+
+	vmm_virtq_disable_notify(vq);
+	for (;;) {
+		ssize_t r;
+
+		if (work++ == BUDGET) {
+			ret = 1;
+			break;
+		}
+		if (!n->rx_held) {
+			int rc = vmm_virtq_pop(vq, n->rx_iov, MAX_IOV, &n->rx_c);
+
+			if (rc == 0 && vmm_virtq_enable_notify(vq)) {
+				vmm_virtq_disable_notify(vq);
+				continue;
+			}
+			if (rc == 0)
+				break;	/* no buffers: the driver kicks when it adds some */
+			if (rc < 0) {
+				vmm_virtio_needs_reset(n->vio, "receive queue broken");
+				ret = -1;
+				break;
+			}
+			if (n->rx_c.nout || n->rx_c.in_len < HDR_LEN) {
+				n->rx_errors++;
+				log_debug("virtio-net %s: receive chain with %u readable buffers, "
+					  "%u writable bytes: returned unused", n->tap, n->rx_c.nout,
+					  n->rx_c.in_len);
+				vmm_virtq_push(vq, n->rx_c.head, 0);
+				pushed++;
+				continue;
+			}
+			n->rx_held = true;
+		}
+		r = readv(n->fd, n->rx_iov, (int)n->rx_c.nin);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && errno == EAGAIN)
+			break;	/* the TAP is empty: poll it */
+		if (r < 0) {
+			/* Not the guest's doing and not transient (the TAP was
+			 * deleted: EBADFD, and poll reports an error for ever). */
+			log_warn("virtio-net %s: TAP read: %s; receiving stops until the guest "
+				 "resets the device", n->tap, strerror(errno));
+			ret = -1;
+			break;
+		}
+		if ((size_t)r > n->rx_c.in_len || (size_t)r < HDR_LEN) {
+			/* The TAP reports a frame's whole length even when it
+			 * had to cut it to fit: drop it, keep the chain. */
+			n->rx_dropped++;
+			log_debug("virtio-net %s: %zd-byte frame for a %u-byte chain: dropped",
+				  n->tap, r, n->rx_c.in_len);
+			continue;
+		}
+		iov_write(n->rx_iov, n->rx_c.nin, NUM_BUFFERS_OFF, one, sizeof(one));
+		vmm_virtq_push(vq, n->rx_c.head, (uint32_t)r);
+		n->rx_held = false;
+		n->rx_frames++;
+		n->rx_bytes += (uint64_t)r - HDR_LEN;
+		if ((size_t)r - HDR_LEN > n->rx_max)
+			n->rx_max = (size_t)r - HDR_LEN;
+		pushed++;
+	}
+	if (pushed)
+		vmm_virtio_used(n->vio, RXQ);
+	return ret;
+}
+
+static void *net_thread(void *arg)
+{
+	struct net *n = arg;
+	struct vmm_virtq *rxq = vmm_virtio_queue(n->vio, RXQ), *txq = vmm_virtio_queue(n->vio, TXQ);
+	int kick[2] = { vmm_virtio_kick_fd(n->vio, RXQ), vmm_virtio_kick_fd(n->vio, TXQ) };
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = { .events = EPOLLIN }, evs[4];
+	bool rx_live = true, tx_live = true, tap_polled = false;
+	sigset_t all;
+	char name[16];
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	snprintf(name, sizeof(name), "virtio-net");
+	pthread_setname_np(pthread_self(), name);
+	for (unsigned i = 0; i < 2; i++) {
+		ev.data.fd = kick[i];
+		epoll_ctl(ep, EPOLL_CTL_ADD, kick[i], &ev);
+	}
+	ev.data.fd = n->stop_fd;
+	epoll_ctl(ep, EPOLL_CTL_ADD, n->stop_fd, &ev);
+	for (;;) {
+		bool more = false;
+		int nev, rc;
+
+		if (rx_live && vmm_virtq_enabled(rxq)) {
+			rc = net_rx(n);
+			rx_live = rc >= 0;
+			more |= rc > 0;
+		}
+		if (tx_live && vmm_virtq_enabled(txq)) {
+			rc = net_tx(n);
+			tx_live = rc >= 0;
+			more |= rc > 0;
+		}
+		/* The TAP is in the set only while a receive chain waits for a
+		 * frame (out of the set, not just without EPOLLIN: an error on
+		 * it would be reported regardless). */
+		if (rx_live && n->rx_held) {
+			if (!tap_polled) {
+				ev.data.fd = n->fd;
+				epoll_ctl(ep, EPOLL_CTL_ADD, n->fd, &ev);
+				tap_polled = true;
+			}
+		} else if (tap_polled) {
+			epoll_ctl(ep, EPOLL_CTL_DEL, n->fd, NULL);
+			tap_polled = false;
+		}
+		nev = epoll_wait(ep, evs, 4, more ? 0 : -1);
+		if (nev < 0 && errno != EINTR)
+			break;
+		for (int i = 0; i < nev; i++) {
+			uint64_t v;
+
+			if (evs[i].data.fd == n->stop_fd)
+				goto out;
+			if (evs[i].data.fd == kick[0] || evs[i].data.fd == kick[1])
+				while (read(evs[i].data.fd, &v, sizeof(v)) > 0)
+					;
+		}
+	}
+out:
+	close(ep);
+	return NULL;
+}
+
+static int net_start(void *dev, uint64_t features)
+{
+	struct net *n = dev;
+	unsigned off = 0;
+	uint8_t junk[64];
+	int rc;
+
+	/* What the TAP may hand us: only what the driver takes (the TSO and
+	 * ECN bits mean nothing to it without CSUM). */
+	if (features & 1ull << NET_F_GUEST_CSUM) {
+		off |= TUN_F_CSUM;
+		if (features & 1ull << NET_F_GUEST_TSO4)
+			off |= TUN_F_TSO4;
+		if (features & 1ull << NET_F_GUEST_TSO6)
+			off |= TUN_F_TSO6;
+		if ((features & 1ull << NET_F_GUEST_ECN) && (off & (TUN_F_TSO4 | TUN_F_TSO6)))
+			off |= TUN_F_TSO_ECN;
+	}
+	if (ioctl(n->fd, TUNSETOFFLOAD, off) < 0) {
+		rc = -errno;
+		log_err("virtio-net %s: TUNSETOFFLOAD 0x%x: %s", n->tap, off, strerror(-rc));
+		return rc;
+	}
+	/* Frames queued while no driver listened are stale, and may not fit
+	 * the offloads just set: a short read consumes (and drops) each. */
+	while (read(n->fd, junk, sizeof(junk)) >= 0)
+		;
+	n->rx_held = false;
+	n->rx_frames = n->rx_bytes = n->rx_dropped = n->rx_errors = 0;
+	n->tx_frames = n->tx_bytes = n->tx_dropped = n->tx_errors = 0;
+	n->rx_max = n->tx_max = 0;
+	rc = -pthread_create(&n->thread, NULL, net_thread, n);
+	if (!rc)
+		n->running = true;
+	return rc;
+}
+
+static void net_stop(void *dev)
+{
+	struct net *n = dev;
+	static const uint64_t one = 1;
+	uint64_t v;
+
+	if (!n->running)
+		return;
+	if (write(n->stop_fd, &one, sizeof(one)) < 0)
+		log_err("virtio-net: cannot stop its thread: %s", strerror(errno));
+	pthread_join(n->thread, NULL);
+	n->running = false;
+	while (read(n->stop_fd, &v, sizeof(v)) > 0)
+		;
+	log_info("virtio-net %s: rx %llu frames %llu bytes (largest %zu; %llu dropped, %llu bad "
+		 "chains), tx %llu frames %llu bytes (largest %zu; %llu dropped, %llu bad chains)",
+		 n->tap, (unsigned long long)n->rx_frames, (unsigned long long)n->rx_bytes,
+		 n->rx_max, (unsigned long long)n->rx_dropped, (unsigned long long)n->rx_errors,
+		 (unsigned long long)n->tx_frames, (unsigned long long)n->tx_bytes, n->tx_max,
+		 (unsigned long long)n->tx_dropped, (unsigned long long)n->tx_errors);
+}
+
+static const struct vmm_virtio_ops net_ops = {
+	.name = "virtio-net",
+	.device_id = 1,
+	.class_code = 0x020000,
+	.nqueues = 2,
+	.queue_max = QUEUE_SIZE,
+	.cfg_size = CFG_SIZE,
+	.cfg_read = net_cfg_read,
+	.start = net_start,
+	.stop = net_stop,
+};
+
+static void net_free(struct net *n)
+{
+	vmm_virtio_destroy(n->vio);
+	if (n->fd >= 0)
+		close(n->fd);
+	if (n->stop_fd >= 0)
+		close(n->stop_fd);
+	free(n);
+}
+
+/* A locally administered unicast 52:54:00:xx:xx:xx from an FNV-1a hash of
+ * the TAP's name: stable across runs, distinct for distinct names (mostly). */
+static void net_mac_from_name(const char *name, uint8_t mac[6])
+{
+	uint32_t h = 2166136261u;
+
+	for (const char *p = name; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	mac[0] = 0x52;
+	mac[1] = 0x54;
+	mac[2] = 0x00;
+	mac[3] = (uint8_t)(h >> 16);
+	mac[4] = (uint8_t)(h >> 8);
+	mac[5] = (uint8_t)h;
+}
+
+static int net_open(struct net *n, const struct vmm_net_config *c)
+{
+	struct ifreq ifr;
+	int hdr = HDR_LEN, rc;
+	const char *hint = "";
+
+	snprintf(n->tap, sizeof(n->tap), "%s", c->tap);
+	n->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (n->fd < 0) {
+		rc = -errno;
+		fprintf(stderr, "vmm: --net tap=%s: /dev/net/tun: %s\n", c->tap, strerror(-rc));
+		return rc;
+	}
+	memset(&ifr, 0, sizeof(ifr));
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", c->tap);
+	if (ioctl(n->fd, TUNSETIFF, &ifr) < 0) {
+		rc = -errno;
+		if (rc == -EINVAL)
+			hint = " (an interface of that name that is not a single-queue TAP?)";
+		else if (rc == -EBUSY)
+			hint = " (another process has it open?)";
+		else if (rc == -EPERM)
+			hint = " (creating or attaching needs CAP_NET_ADMIN or the TAP's owner)";
+		fprintf(stderr, "vmm: --net tap=%s: cannot attach to the TAP interface: %s%s\n",
+			c->tap, strerror(-rc), hint);
+		return rc;
+	}
+	/* Until a driver says what it takes, plain frames only. */
+	if (ioctl(n->fd, TUNSETVNETHDRSZ, &hdr) < 0 || ioctl(n->fd, TUNSETOFFLOAD, 0) < 0) {
+		rc = -errno;
+		fprintf(stderr, "vmm: --net tap=%s: cannot set up the TAP's virtio header: %s\n",
+			c->tap, strerror(-rc));
+		return rc;
+	}
+	if (c->mac_set)
+		memcpy(n->mac, c->mac, 6);
+	else
+		net_mac_from_name(c->tap, n->mac);
+	log_info("virtio-net %s: MAC %02x:%02x:%02x:%02x:%02x:%02x", n->tap, n->mac[0], n->mac[1],
+		 n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
+	return 0;
+}
+
+/* One virtio-net device per --net, in the order given. */
+struct net_set {
+	unsigned n;
+	struct net *nic[VMM_MAX_NETS];
+};
+
+static void net_set_fini(void *state)
+{
+	struct net_set *s = state;
+
+	for (unsigned i = 0; i < s->n; i++)
+		net_free(s->nic[i]);
+	free(s);
+}
+
+static int net_set_init(struct vmm *vm, void **state)
+{
+	struct net_set *s = calloc(1, sizeof(*s));
+	int rc = 0;
+
+	if (!s)
+		return -ENOMEM;
+	for (unsigned i = 0; i < vm->cfg->nnets && !rc; i++) {
+		struct net *n = calloc(1, sizeof(*n));
+
+		if (!n) {
+			rc = -ENOMEM;
+			break;
+		}
+		n->vm = vm;
+		n->fd = -1;
+		n->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		s->nic[s->n++] = n;
+		rc = n->stop_fd < 0 ? -errno : net_open(n, &vm->cfg->nets[i]);
+		if (!rc)
+			rc = vmm_virtio_create(vm, &net_ops, n, NET_FEATURES, &n->vio);
+	}
+	if (rc) {
+		net_set_fini(s);
+		return rc;
+	}
+	*state = s;
+	return 0;
+}
+
+const struct vmm_device_ops vmm_virtio_net_ops = {
+	.name = "virtio-net",
+	.init = net_set_init,
+	.fini = net_set_fini,
+};
