@@ -5,7 +5,7 @@
 #   bench_kvm_here                 true when /dev/kvm is usable on this machine
 #   bench_in_host NAME OUT SCRIPT ARGS...
 #                                  boots test host "bench", runs
-#                                  `bash SCRIPT --here --out /tmp/bench ARGS...`
+#                                  `bash SCRIPT ARGS... --here --out /tmp/bench`
 #                                  there and writes the files it prints between
 #                                  "== file NAME" and "== end" lines into OUT
 #                                  (the host sees this tree read-only); the rest
@@ -27,7 +27,7 @@ bench_in_host() {
 	echo "bench-$name: no usable /dev/kvm: running in an emulated KVM host (one CPU)"
 	TESTHOST_SMP=1 th_up bench >/dev/null || { echo "bench-$name: test host did not boot" >&2; return 1; }
 	raw=$(mktemp)
-	th_run -n -t 3600 bench -- bash "$script" --here --out /tmp/bench "$@" >"$raw"
+	th_run -n -t 3600 bench -- bash "$script" "$@" --here --out /tmp/bench >"$raw"
 	rc=$?
 	awk -v dir="$out" '
 		/^== file / { f = dir "/" $3; printf "" > f; next }

@@ -127,3 +127,12 @@ check-vmm-bench-smoke: $(BENCH_VMM_RUN_BIN) $(VMM_BIN) $(MEMSERVER_BIN) $(BUILD)
 		guest
 	bash tools/bench/vmm.sh --quick --out $(BUILD)/bench-smoke-vmm --build $(BUILD)
 	jq -e '$(VMM_SMOKE_JQ)' $(BUILD)/bench-smoke-vmm/vmm.json >/dev/null
+
+# bench-blk, bench-net: the virtio devices against QEMU's in the same (test)
+# host and run (tools/bench/virtio.sh) -> docs/bench/blk.json, net.json.
+BENCH_TARGETS += bench-blk bench-net
+.PHONY: bench-blk bench-net
+bench-blk bench-net: bench-%: $(VMM_BIN) $(MEMSERVER_BIN) $(BUILD)/testhost-agent guest \
+		$(BENCH_REPORT_BIN)
+	bash tools/bench/virtio.sh $* --out $(BENCH_DIR) --build $(BUILD)
+	$(if $(BENCH_NO_REPORT),,$(BENCH_REPORT_BIN) --dir $(BENCH_DIR))

@@ -69,7 +69,7 @@ TH_BRIDGE=thbr0
 # entries load only on a CPU of that vendor.
 TH_MODULES_ANY="virtio_pci virtio_net virtio-rng 9pnet_virtio 9p overlay tun bridge
 	configfs ib_core ib_uverbs ib_cm iw_cm rdma_cm rdma_ucm udp_tunnel
-	ip6_udp_tunnel crc32_generic rdma_rxe irqbypass kvm"
+	ip6_udp_tunnel vxlan crc32_generic rdma_rxe irqbypass kvm"
 TH_MODULES_SVM="ccp kvm-amd"
 TH_MODULES_VMX="kvm-intel"
 

@@ -420,11 +420,18 @@ static void net_free(struct net *n)
 }
 
 /* A locally administered unicast 52:54:00:xx:xx:xx from an FNV-1a hash of
- * the TAP's name: stable across runs, distinct for distinct names (mostly). */
+ * this host's name and the TAP's: stable across runs, distinct for distinct
+ * TAPs and hosts (mostly: give mac= when it matters). The host's name is in
+ * it because VMs on two hosts often use the same TAP name on one segment. */
 static void net_mac_from_name(const char *name, uint8_t mac[6])
 {
 	uint32_t h = 2166136261u;
+	char host[256] = "";
 
+	gethostname(host, sizeof(host) - 1);
+	for (const char *p = host; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	h = (h ^ '/') * 16777619u;
 	for (const char *p = name; *p; p++)
 		h = (h ^ (uint8_t)*p) * 16777619u;
 	mac[0] = 0x52;
