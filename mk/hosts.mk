@@ -32,7 +32,7 @@ $(KVM_SMOKE_BIN): $(HOSTS_OBJ)/tests/hosts/kvm_smoke.o
 
 # Whole tier: boot (~10 s per host under TCG) plus the cases; bounded so a
 # wedged emulator can never hold CI.
-HOSTS_TIMEOUT ?= 900
+HOSTS_TIMEOUT ?= 1500
 
 .PHONY: check-hosts
 check-hosts: $(HOSTS_PROGS) all
