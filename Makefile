@@ -65,7 +65,7 @@ check: check-unit check-integration check-tools check-memload-remote
 else
 check: check-unit check-integration check-tools check-memload-remote check-ept-tsan \
 	check-fuzz check-bench-smoke check-ept-bench-smoke check-hosts \
-	check-vmm-bench-smoke
+	check-vmm-bench-smoke check-virtio-bench-smoke
 endif
 
 all: $(LIBS) $(PROGS)

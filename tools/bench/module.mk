@@ -136,3 +136,14 @@ bench-blk bench-net: bench-%: $(VMM_BIN) $(MEMSERVER_BIN) $(BUILD)/testhost-agen
 		$(BENCH_REPORT_BIN)
 	bash tools/bench/virtio.sh $* --out $(BENCH_DIR) --build $(BUILD)
 	$(if $(BENCH_NO_REPORT),,$(BENCH_REPORT_BIN) --dir $(BENCH_DIR))
+
+# Quick bench-blk and bench-net (one round, small transfers) into
+# $(BUILD)/bench-smoke-virtio: both VMMs boot, move data, the JSON has its
+# ratios. Judges no timing.
+.PHONY: check-virtio-bench-smoke
+check-virtio-bench-smoke: $(VMM_BIN) $(MEMSERVER_BIN) $(BUILD)/testhost-agent guest
+	bash tools/bench/virtio.sh blk --quick --out $(BUILD)/bench-smoke-virtio --build $(BUILD)
+	bash tools/bench/virtio.sh net --quick --out $(BUILD)/bench-smoke-virtio --build $(BUILD)
+	jq -e '.ratios.blk_read_vs_qemu_ratio.value > 0' $(BUILD)/bench-smoke-virtio/blk.json >/dev/null
+	jq -e '.ratios.net_guest_to_host_vs_qemu_ratio.value > 0' \
+		$(BUILD)/bench-smoke-virtio/net.json >/dev/null

@@ -54,7 +54,7 @@ if [ "$INSIDE" = 0 ] && ! bench_kvm_here; then
 	exit 0
 fi
 
-if [ "$QUICK" = 1 ]; then ROUNDS=1 MIB=16; else ROUNDS=3 MIB=$([ "$MODE" = blk ] && echo 128 || echo 32); fi
+if [ "$QUICK" = 1 ]; then ROUNDS=1 MIB=16; else ROUNDS=3 MIB=$([ "$MODE" = blk ] && echo 512 || echo 32); fi
 WHERE=native; [ "$INSIDE" = 1 ] && WHERE="emulated KVM test host (qemu TCG, nested SVM)"
 KERNEL=$BUILD/guest/bzImage INITRD=$BUILD/guest/initramfs.cpio
 TMP=$(mktemp -d /tmp/bench-virtio.XXXXXX)
