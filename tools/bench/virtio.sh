@@ -191,8 +191,13 @@ def r3: . * 1000 | round / 1000;
     ("qemu_\($bn)_mbs"): { value: ($runs | med("qemu"; "b_mbs") | r3), unit: "MB/s" }
   },
   results: { a: $an, b: $bn, runs: $runs },
+  plots: [ { file: "\($mode).png", title: "vmm and QEMU, MB/s per direction",
+             script: "tools/bench/virtio.gp" } ],
   notes: [ (if $where == "native" then "Measured natively with KVM." else
     "Measured in an emulated KVM test host (QEMU TCG running KVM with nested SVM, one CPU): absolute rates are far below native; the ratios are the result." end) ]
 }' "$TMP/runs.jsonl" >"$TMP/$MODE.json"
-bench_emit "$OUT" "$TMP/$MODE.json"
+jq -r '"\(.results.a) \(.figures["vmm_\(.results.a)_mbs"].value) \(.figures["qemu_\(.results.a)_mbs"].value)",
+	"\(.results.b) \(.figures["vmm_\(.results.b)_mbs"].value) \(.figures["qemu_\(.results.b)_mbs"].value)"' \
+	"$TMP/$MODE.json" >"$TMP/$MODE.dat"
+bench_emit "$OUT" "$TMP/$MODE.json" "$TMP/$MODE.dat"
 [ "$INSIDE" = 1 ] || jq -r '.ratios | to_entries[] | "\(.key) = \(.value.value)"' "$OUT/$MODE.json"
