@@ -239,6 +239,9 @@ struct vmm {
 	char exit_message[512];
 	int wake_fd;		/* eventfd: the main loop has something to do */
 	int console_out;	/* fd the UART writes to */
+	/* A device's init failed and it already printed the one-line error
+	 * (bad --disk or --net): vmm_devices_init adds nothing. */
+	bool init_error_reported;
 };
 
 /* Opens /dev/kvm, creates the VM (irqchip, PIT, TSS) and its memory slots

@@ -53,7 +53,8 @@ int vmm_devices_init(struct vmm *vm)
 
 		rc = ops->init(vm, &vm->dev_state[vm->ndev]);
 		if (rc) {
-			log_err("device %s: %s", ops->name, strerror(-rc));
+			if (!vm->init_error_reported)
+				log_err("device %s: %s", ops->name, strerror(-rc));
 			vmm_devices_fini(vm);
 			return rc;
 		}

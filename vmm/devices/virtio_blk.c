@@ -350,6 +350,7 @@ static int blk_set_init(struct vmm *vm, void **state)
 		b->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		s->disk[s->n++] = b;
 		rc = b->stop_fd < 0 ? -errno : blk_open(b, &vm->cfg->disks[i]);
+		vm->init_error_reported = rc && b->stop_fd >= 0;	/* blk_open said why */
 		if (!rc)
 			rc = vmm_virtio_create(vm, &blk_ops, b,
 					       1ull << BLK_F_SEG_MAX | 1ull << BLK_F_BLK_SIZE |

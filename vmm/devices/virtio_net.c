@@ -520,6 +520,7 @@ static int net_set_init(struct vmm *vm, void **state)
 		n->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		s->nic[s->n++] = n;
 		rc = n->stop_fd < 0 ? -errno : net_open(n, &vm->cfg->nets[i]);
+		vm->init_error_reported = rc && n->stop_fd >= 0;	/* net_open said why */
 		if (!rc)
 			rc = vmm_virtio_create(vm, &net_ops, n, NET_FEATURES, &n->vio);
 	}
