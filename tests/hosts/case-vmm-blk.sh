@@ -28,7 +28,10 @@ trap 'rm -rf "$out"' EXIT
 boot() {	# boot NAME DISK-ARG WORKLOAD MEMORY-ARGS...: console in $out/NAME
 	local name=$1 disk=$2 run=$3 t0=$SECONDS
 	shift 3
-	th_run -n -t 200 p1 -- "$vmm" run "$@" --mem 256M --vcpus 2 --disk "$disk" \
+	# A guest that hangs is stopped with SIGTERM before the agent's limit, so
+	# vmm's summary line (what the cache and devices did) reaches the log.
+	th_run -n -t 200 p1 -- timeout -s TERM -k 10 150 "$vmm" run "$@" --mem 256M --vcpus 2 \
+		--disk "$disk" --log-level info \
 		--kernel "$kernel" --initrd "$initrd" \
 		--cmdline "console=ttyS0 loglevel=4 transparent_hugepage=madvise legato.run=$run" \
 		2>&1 | tr -d '\r' >"$out/$name"
