@@ -1,10 +1,10 @@
 #!/bin/bash
-# guest-images/build.sh OUTDIR MEMCHECK [EVIL]: builds the legato guest from
+# guest-images/build.sh OUTDIR MEMCHECK [EVIL [NETCOPY]]: builds the legato guest from
 # Debian packages into OUTDIR: bzImage (the stock kernel the test hosts use:
 # the package linux-image-amd64 depends on, fetched and cached by
 # tools/testhost/lib.sh) and initramfs.cpio (busybox-static, guest-images/init,
 # the static memcheck workload, the static virtio_evil program (EVIL; default:
-# virtio_evil beside MEMCHECK), and the pvpanic and virtio modules of that
+# virtio_evil beside MEMCHECK), the static netcopy (NETCOPY, likewise), and the pvpanic and virtio modules of that
 # kernel with their dependencies from its modules.dep). Idempotent: the
 # packages are downloaded once; the outputs are replaced only when they change.
 set -eu
@@ -12,6 +12,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 out=$1
 memcheck=$2
 evil=${3:-$(dirname "$memcheck")/virtio_evil}
+netcopy=${4:-$(dirname "$memcheck")/netcopy}
 . "$HERE/../tools/testhost/lib.sh"
 
 GUEST_MODULES="pvpanic-pci virtio_pci virtio_net virtio_blk virtio-rng crc32c_generic ext4"
@@ -28,6 +29,7 @@ mkdir -p "$stage/bin" "$stage/etc/legato" "$stage/lib/modules" "$stage/dev" \
 cp "$bb" "$stage/bin/busybox"
 cp "$memcheck" "$stage/bin/memcheck"
 cp "$evil" "$stage/bin/virtio_evil"
+cp "$netcopy" "$stage/bin/netcopy"
 install -m 0755 "$HERE/init" "$stage/init"
 
 # shellcheck disable=SC2086

@@ -95,6 +95,11 @@ bool vmm_virtq_enabled(const struct vmm_virtq *vq)
 	return vq->enabled;
 }
 
+unsigned vmm_virtq_size(const struct vmm_virtq *vq)
+{
+	return vq->size;
+}
+
 /* Host address of one ring area of len bytes at gpa (aligned, checked by
  * check_config()), or NULL when not RAM or not as aligned on the host. */
 static void *map_area(struct vmm_virtq *vq, uint64_t gpa, uint64_t len, unsigned align)

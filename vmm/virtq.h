@@ -177,6 +177,8 @@ void vmm_virtq_reset(struct vmm_virtq *vq);
 /* True once the driver broke the rules; sticky until vmm_virtq_reset(). */
 bool vmm_virtq_broken(const struct vmm_virtq *vq);
 bool vmm_virtq_enabled(const struct vmm_virtq *vq);
+/* The queue's size while enabled (at most that many chains are ever out). */
+unsigned vmm_virtq_size(const struct vmm_virtq *vq);
 
 /*
  * Takes the next available chain, if any. Loads avail->idx with acquire

@@ -85,6 +85,12 @@ rs=$(field 'legato-net: recv seconds=')
 ss=$(field 'legato-net: send seconds=')
 echo "case-vmm-net: host -> guest $NET_MIB MiB in ${rs:-?} s ($(rate "${rs:-0}")), guest -> host $NET_MIB MiB in ${ss:-?} s ($(rate "${ss:-0}"))"
 grep 'vmm info: virtio-net lgt0: rx' "$out/xfer" | sed 's/^.*vmm info: /case-vmm-net: /'
+# The guest takes MRG_RXBUF and TSO: the host's 64 KiB frames must have
+# landed spread over several of its small receive buffers.
+read -r frames bufs < <(sed -n 's/^.*virtio-net lgt0: rx \([0-9]*\) frames in \([0-9]*\) buffers.*/\1 \2/p' \
+	"$out/xfer" | head -n 1)
+[ -n "${frames:-}" ] && [ "${bufs:-0}" -gt "$frames" ] ||
+	fail "receive: ${frames:-?} frames in ${bufs:-?} buffers (mergeable buffers not used?)"
 
 # Errors: one "vmm: --net tap=NAME: ..." line naming the interface, status 1.
 bad() {	# bad NAME PATTERN CMD...

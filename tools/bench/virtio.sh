@@ -14,7 +14,7 @@
 # bench-net: virtio-net against QEMU's virtio-net-pci without vhost (vhost=off),
 # both on a fresh TAP of the host (10.98.0.1/24, the guest 10.98.0.2): the
 # guest (legato.run=net-xfer) receives MIB MiB from a listener on the host,
-# then sends MIB MiB back, with busybox nc; TCP MB/s per direction as the
+# then sends MIB MiB back, with netcopy at both ends (256 KiB system calls); TCP MB/s per direction as the
 # guest times them, checksums compared, medians, ratios vmm/qemu.
 #
 # usage: virtio.sh blk|net [--out DIR] [--build DIR] [--quick] [--here]
@@ -41,7 +41,7 @@ while [ $# -gt 0 ]; do
 done
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd) BUILD=$(cd "$BUILD" && pwd)
-for f in vmm memserver guest/bzImage guest/initramfs.cpio; do
+for f in vmm memserver guest/bzImage guest/initramfs.cpio guest/netcopy; do
 	[ -f "$BUILD/$f" ] || { echo "virtio.sh: $BUILD/$f missing (make bench-$MODE)" >&2; exit 1; }
 done
 
@@ -54,7 +54,7 @@ if [ "$INSIDE" = 0 ] && ! bench_kvm_here; then
 	exit 0
 fi
 
-if [ "$QUICK" = 1 ]; then ROUNDS=1 MIB=16; else ROUNDS=3 MIB=$([ "$MODE" = blk ] && echo 512 || echo 32); fi
+if [ "$QUICK" = 1 ]; then ROUNDS=1 MIB=16; elif [ "$MODE" = blk ]; then ROUNDS=3 MIB=512; else ROUNDS=5 MIB=64; fi
 WHERE=native; [ "$INSIDE" = 1 ] && WHERE="emulated KVM test host (qemu TCG, nested SVM)"
 KERNEL=$BUILD/guest/bzImage INITRD=$BUILD/guest/initramfs.cpio
 TMP=$(mktemp -d /tmp/bench-virtio.XXXXXX)
@@ -92,21 +92,18 @@ run_vm() {	# run_vm KIND LOG
 
 # net: a fresh TAP and the host's two ends of the transfer around one VM.
 run_net_vm() {	# run_net_vm KIND LOG: sets TX_MD5 RX_MD5
-	local kind=$1 log=$2 l1 l2 hold
+	local kind=$1 log=$2 l1 l2
 	ip link del benchtap 2>/dev/null || true
 	ip tuntap add dev benchtap mode tap && ip addr add 10.98.0.1/24 dev benchtap &&
 		ip link set benchtap up || { echo "bench-net: cannot set up benchtap" >&2; exit 1; }
 	head -c "${MIB}M" /dev/urandom >"$TMP/tx.bin"
-	busybox nc -l -p 5000 <"$TMP/tx.bin" >/dev/null 2>&1 &
+	"$BUILD/guest/netcopy" send :5000 <"$TMP/tx.bin" 2>/dev/null &
 	l1=$!
-	rm -f "$TMP/hold"; mkfifo "$TMP/hold"
-	sleep 3600 >"$TMP/hold" 2>/dev/null &
-	hold=$!
-	busybox nc -l -p 5001 <"$TMP/hold" >"$TMP/rx.bin" 2>/dev/null &
+	"$BUILD/guest/netcopy" recv :5001 >"$TMP/rx.bin" 2>/dev/null &
 	l2=$!
 	run_vm "$kind" "$log" || true
-	kill $l1 $l2 $hold 2>/dev/null || true
-	wait $l1 $l2 $hold 2>/dev/null || true
+	kill $l1 $l2 2>/dev/null || true
+	wait $l1 $l2 2>/dev/null || true
 	TX_MD5=$(md5sum <"$TMP/tx.bin" | cut -c1-32)
 	RX_MD5=$(md5sum <"$TMP/rx.bin" | cut -c1-32)
 	ip link del benchtap
@@ -159,7 +156,7 @@ if [ "$MODE" = blk ]; then
 else
 	A_NAME=host_to_guest B_NAME=guest_to_host
 	TITLE="virtio-net against QEMU (no vhost): TCP over TAP, each direction"
-	DESC="A stock guest (1 vCPU, 256 MiB) on a TAP of its host receives $MIB MiB from the host then sends $MIB MiB back (busybox nc, timed in the guest, checksums compared): QEMU (-machine pc, virtio-net-pci, vhost=off) against vmm --net with RAM on the virtual cache, cache = mem."
+	DESC="A stock guest (1 vCPU, 256 MiB) on a TAP of its host receives $MIB MiB from the host then sends $MIB MiB back (netcopy at both ends: 256 KiB system calls; timed in the guest, data in tmpfs, checksums compared): QEMU (-machine pc, virtio-net-pci, vhost=off) against vmm --net with RAM on the virtual cache, cache = mem."
 fi
 jq -s --argjson mib "$MIB" --argjson rounds "$ROUNDS" --arg where "$WHERE" --arg mode "$MODE" \
 	--arg an "$A_NAME" --arg bn "$B_NAME" --arg title "$TITLE" --arg desc "$DESC" \

@@ -20,11 +20,23 @@
  * 6, HOST_ECN: the host kernel finishes them); at DRIVER_OK TUNSETOFFLOAD
  * tells the TAP what the guest takes (GUEST_CSUM, GUEST_TSO4/6, GUEST_ECN),
  * so the host hands over partial checksums and 64 KiB TSO frames only to a
- * driver that said it can take them. No MRG_RXBUF: a frame is always one
- * chain, which keeps receive simple; the price is that a driver that
- * negotiated GUEST_TSO must post 64 KiB+ chains (Linux does: its "big
- * packets" mode, one indirect descriptor per 17-page chain), and a frame
- * bigger than the chain in hand is dropped (counted), never split.
+ * driver that said it can take them.
+ *
+ * Receive buffers: with MRG_RXBUF (Linux takes it) a frame may fill several
+ * chains and num_buffers in the first one's header says how many, so the
+ * driver posts small buffers (Linux: 1.5-4 KiB page fragments) instead of a
+ * 64 KiB+ chain per frame, whatever its size (its "big packets" mode without
+ * MRG_RXBUF, 17 pages per slot, 17 MiB of guest RAM for a 256-slot ring,
+ * all of it resident in the cache). A TAP read cannot be undone or peeked,
+ * so chains are taken before their frame: enough of them to hold the
+ * largest frame the TAP may hand over (a 64 KiB TSO frame when the guest
+ * takes TSO, else one of the TAP's MTU); one readv fills them in order, the
+ * chains it used go back in order and the rest stay held for the next
+ * frame. If the ring runs dry before that much room is held, receiving
+ * waits for the driver's next kick, unless every slot of the ring is held
+ * (the driver cannot add more): then the room held is all there is. Without
+ * MRG_RXBUF a frame is one chain. A frame bigger than the room held is
+ * dropped (counted), never split.
  *
  * The TAP: TUNSETIFF attaches to an existing TAP or creates one (then gone
  * again when vmm exits). Bringing it up and giving it an address or a
@@ -43,6 +55,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -59,22 +72,26 @@
 #define NET_F_HOST_TSO4 11
 #define NET_F_HOST_TSO6 12
 #define NET_F_HOST_ECN 13
+#define NET_F_MRG_RXBUF 15
 #define NET_F_STATUS 16
 #define S_LINK_UP 1
 #define RXQ 0
 #define TXQ 1
 #define QUEUE_SIZE 256
 #define MAX_IOV QUEUE_SIZE	/* no chain may be longer than the queue (spec) */
+#define RX_IOV_MAX 1024		/* UIO_MAXIOV: what one readv takes */
 #define HDR_LEN 12		/* struct virtio_net_hdr_mrg_rxbuf: the virtio 1.x header */
 #define NUM_BUFFERS_OFF 10
 #define BUDGET 64		/* frames per queue before the other gets a turn */
 #define CFG_SIZE 10		/* mac[6], le16 status, le16 max_virtqueue_pairs */
+#define ETH_OVERHEAD 18		/* Ethernet header and one VLAN tag on top of the MTU */
+#define GSO_FRAME_MAX (65535 + ETH_OVERHEAD)
 
 #define NET_FEATURES                                                                          \
 	(1ull << NET_F_CSUM | 1ull << NET_F_GUEST_CSUM | 1ull << NET_F_MAC |                  \
 	 1ull << NET_F_GUEST_TSO4 | 1ull << NET_F_GUEST_TSO6 | 1ull << NET_F_GUEST_ECN |      \
 	 1ull << NET_F_HOST_TSO4 | 1ull << NET_F_HOST_TSO6 | 1ull << NET_F_HOST_ECN |         \
-	 1ull << NET_F_STATUS)
+	 1ull << NET_F_MRG_RXBUF | 1ull << NET_F_STATUS)
 
 struct net {
 	struct vmm *vm;
@@ -85,12 +102,22 @@ struct net {
 	pthread_t thread;
 	int stop_fd;
 	bool running;
-	/* The thread's, from start() to stop(): the receive chain in hand,
-	 * waiting for a frame, and the counters logged at stop(). */
-	bool rx_held;
-	struct vmm_virtq_chain rx_c;
-	struct iovec rx_iov[MAX_IOV];
-	uint64_t rx_frames, rx_bytes, rx_dropped, rx_errors;
+	bool mrg;		/* MRG_RXBUF negotiated: a frame may span chains */
+	uint64_t rx_need;	/* room for the largest frame the TAP may hand over */
+	/* The thread's, from start() to stop(): the receive chains in hand,
+	 * in the order taken, their writable buffers one after another in
+	 * rx_iov; whether they are room enough to read the TAP into; and the
+	 * counters logged at stop(). */
+	struct {
+		uint16_t head;
+		unsigned niov;
+		uint32_t len;
+	} rx_held[QUEUE_SIZE];
+	unsigned rx_nheld, rx_niov;
+	uint64_t rx_room;
+	bool rx_ready;
+	struct iovec rx_iov[RX_IOV_MAX];
+	uint64_t rx_frames, rx_bufs, rx_bytes, rx_dropped, rx_errors;
 	uint64_t tx_frames, tx_bytes, tx_dropped, tx_errors;
 	size_t rx_max, tx_max;	/* largest frame: above the MTU only with TSO */
 };
@@ -190,58 +217,116 @@ static int net_tx(struct net *n)
 }
 
 /*
- * Moves frames from the TAP into receive chains, up to BUDGET. A chain is
- * taken before its frame (a TAP read cannot be undone) and held while the
- * TAP is empty. Returns 0 when waiting: for the TAP (a chain is held) or for
- * the driver's kick (no buffers: notifications on); 1 when it should be
- * called again; -1 when receiving stopped until the device is reset (the
+ * Takes receive chains until the room for one frame is held (one chain
+ * without MRG_RXBUF; rx_need bytes with it, or every slot of the ring).
+ * Chains that are no receive buffer go back unused and count in *pushed.
+ * Returns 1 when the room is held, 0 when the ring ran dry first
+ * (notifications on: the driver kicks when it adds buffers), -1 once the
+ * queue is broken.
+ */
+static int rx_gather(struct net *n, struct vmm_virtq *vq, unsigned *pushed)
+{
+	while (!n->rx_nheld || (n->mrg && n->rx_room < n->rx_need)) {
+		struct vmm_virtq_chain c;
+		int rc;
+
+		if (n->rx_nheld == vmm_virtq_size(vq) || n->rx_niov + MAX_IOV > RX_IOV_MAX)
+			return 1;	/* no more to be had: what is held is all the room */
+		rc = vmm_virtq_pop(vq, n->rx_iov + n->rx_niov, RX_IOV_MAX - n->rx_niov, &c);
+		if (rc == 0 && vmm_virtq_enable_notify(vq)) {
+			vmm_virtq_disable_notify(vq);
+			continue;
+		}
+		if (rc == 0)
+			return 0;
+		if (rc < 0) {
+			vmm_virtio_needs_reset(n->vio, "receive queue broken");
+			return -1;
+		}
+		if (c.nout || c.in_len < HDR_LEN) {
+			n->rx_errors++;
+			log_debug("virtio-net %s: receive chain with %u readable buffers, %u "
+				  "writable bytes: returned unused", n->tap, c.nout, c.in_len);
+			vmm_virtq_push(vq, c.head, 0);
+			(*pushed)++;
+			continue;
+		}
+		n->rx_held[n->rx_nheld].head = c.head;
+		n->rx_held[n->rx_nheld].niov = c.nin;
+		n->rx_held[n->rx_nheld].len = c.in_len;
+		n->rx_nheld++;
+		n->rx_niov += c.nin;
+		n->rx_room += c.in_len;
+	}
+	return 1;
+}
+
+/* Gives the driver the len-byte frame (header included) just read into the
+ * held chains: the first ones it fills, in order, num_buffers set in the
+ * first; the rest stay held. Returns how many chains went back. */
+static unsigned rx_deliver(struct net *n, struct vmm_virtq *vq, uint32_t len)
+{
+	unsigned k = 0, niov = 0;
+	uint32_t left = len;
+	uint8_t count[2];
+
+	while (left) {
+		uint32_t l = left < n->rx_held[k].len ? left : n->rx_held[k].len;
+
+		niov += n->rx_held[k++].niov;
+		left -= l;
+	}
+	put_le16(count, (uint16_t)k);
+	iov_write(n->rx_iov, n->rx_held[0].niov, NUM_BUFFERS_OFF, count, sizeof(count));
+	left = len;
+	for (unsigned i = 0; i < k; i++) {
+		uint32_t l = left < n->rx_held[i].len ? left : n->rx_held[i].len;
+
+		vmm_virtq_push(vq, n->rx_held[i].head, l);
+		n->rx_room -= n->rx_held[i].len;
+		left -= l;
+	}
+	n->rx_nheld -= k;
+	n->rx_niov -= niov;
+	memmove(n->rx_held, n->rx_held + k, n->rx_nheld * sizeof(n->rx_held[0]));
+	memmove(n->rx_iov, n->rx_iov + niov, n->rx_niov * sizeof(n->rx_iov[0]));
+	return k;
+}
+
+/*
+ * Moves frames from the TAP into receive chains, up to BUDGET frames.
+ * Returns 0 when waiting: for the TAP (rx_ready: the room is held) or for
+ * the driver's kick (the ring ran dry; notifications on); 1 when it should
+ * be called again; -1 when receiving stopped until the device is reset (the
  * driver broke the queue, or the TAP itself fails).
  */
 static int net_rx(struct net *n)
 {
 	struct vmm_virtq *vq = vmm_virtio_queue(n->vio, RXQ);
-	static const uint8_t one[2] = { 1, 0 };	/* le16 num_buffers */
 	unsigned work = 0, pushed = 0;
 	int ret = 0;
 
 	vmm_virtq_disable_notify(vq);
+	n->rx_ready = false;
 	for (;;) {
+		unsigned k;
 		ssize_t r;
 
 		if (work++ == BUDGET) {
 			ret = 1;
 			break;
 		}
-		if (!n->rx_held) {
-			int rc = vmm_virtq_pop(vq, n->rx_iov, MAX_IOV, &n->rx_c);
-
-			if (rc == 0 && vmm_virtq_enable_notify(vq)) {
-				vmm_virtq_disable_notify(vq);
-				continue;
-			}
-			if (rc == 0)
-				break;	/* no buffers: the driver kicks when it adds some */
-			if (rc < 0) {
-				vmm_virtio_needs_reset(n->vio, "receive queue broken");
-				ret = -1;
-				break;
-			}
-			if (n->rx_c.nout || n->rx_c.in_len < HDR_LEN) {
-				n->rx_errors++;
-				log_debug("virtio-net %s: receive chain with %u readable buffers, "
-					  "%u writable bytes: returned unused", n->tap, n->rx_c.nout,
-					  n->rx_c.in_len);
-				vmm_virtq_push(vq, n->rx_c.head, 0);
-				pushed++;
-				continue;
-			}
-			n->rx_held = true;
-		}
-		r = readv(n->fd, n->rx_iov, (int)n->rx_c.nin);
+		ret = rx_gather(n, vq, &pushed);
+		if (ret <= 0)
+			break;
+		ret = 0;
+		r = readv(n->fd, n->rx_iov, (int)n->rx_niov);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0 && errno == EAGAIN)
-			break;	/* the TAP is empty: poll it */
+		if (r < 0 && errno == EAGAIN) {
+			n->rx_ready = true;	/* the TAP is empty: poll it */
+			break;
+		}
 		if (r < 0) {
 			/* Not the guest's doing and not transient (the TAP was
 			 * deleted: EBADFD, and poll reports an error for ever). */
@@ -250,22 +335,21 @@ static int net_rx(struct net *n)
 			ret = -1;
 			break;
 		}
-		if ((size_t)r > n->rx_c.in_len || (size_t)r < HDR_LEN) {
+		if ((size_t)r > n->rx_room || (size_t)r < HDR_LEN) {
 			/* The TAP reports a frame's whole length even when it
-			 * had to cut it to fit: drop it, keep the chain. */
+			 * had to cut it to fit: drop it, keep the chains. */
 			n->rx_dropped++;
-			log_debug("virtio-net %s: %zd-byte frame for a %u-byte chain: dropped",
-				  n->tap, r, n->rx_c.in_len);
+			log_debug("virtio-net %s: %zd-byte frame for %llu bytes of room: dropped",
+				  n->tap, r, (unsigned long long)n->rx_room);
 			continue;
 		}
-		iov_write(n->rx_iov, n->rx_c.nin, NUM_BUFFERS_OFF, one, sizeof(one));
-		vmm_virtq_push(vq, n->rx_c.head, (uint32_t)r);
-		n->rx_held = false;
+		k = rx_deliver(n, vq, (uint32_t)r);
+		pushed += k;
+		n->rx_bufs += k;
 		n->rx_frames++;
 		n->rx_bytes += (uint64_t)r - HDR_LEN;
 		if ((size_t)r - HDR_LEN > n->rx_max)
 			n->rx_max = (size_t)r - HDR_LEN;
-		pushed++;
 	}
 	if (pushed)
 		vmm_virtio_used(n->vio, RXQ);
@@ -310,7 +394,7 @@ static void *net_thread(void *arg)
 		/* The TAP is in the set only while a receive chain waits for a
 		 * frame (out of the set, not just without EPOLLIN: an error on
 		 * it would be reported regardless). */
-		if (rx_live && n->rx_held) {
+		if (rx_live && n->rx_ready) {
 			if (!tap_polled) {
 				ev.data.fd = n->fd;
 				epoll_ctl(ep, EPOLL_CTL_ADD, n->fd, &ev);
@@ -336,6 +420,22 @@ static void *net_thread(void *arg)
 out:
 	close(ep);
 	return NULL;
+}
+
+/* The TAP's MTU now (the largest plain frame it hands over), at least 1500. */
+static unsigned net_tap_mtu(const struct net *n)
+{
+	struct ifreq ifr;
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	unsigned mtu = 1500;
+
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", n->tap);
+	if (s >= 0 && ioctl(s, SIOCGIFMTU, &ifr) == 0 && ifr.ifr_mtu > 1500)
+		mtu = (unsigned)ifr.ifr_mtu;
+	if (s >= 0)
+		close(s);
+	return mtu;
 }
 
 static int net_start(void *dev, uint64_t features)
@@ -365,8 +465,13 @@ static int net_start(void *dev, uint64_t features)
 	 * the offloads just set: a short read consumes (and drops) each. */
 	while (read(n->fd, junk, sizeof(junk)) >= 0)
 		;
-	n->rx_held = false;
-	n->rx_frames = n->rx_bytes = n->rx_dropped = n->rx_errors = 0;
+	n->mrg = features & 1ull << NET_F_MRG_RXBUF;
+	n->rx_need = HDR_LEN + (off & (TUN_F_TSO4 | TUN_F_TSO6) ? GSO_FRAME_MAX
+								 : net_tap_mtu(n) + ETH_OVERHEAD);
+	n->rx_nheld = n->rx_niov = 0;
+	n->rx_room = 0;
+	n->rx_ready = false;
+	n->rx_frames = n->rx_bufs = n->rx_bytes = n->rx_dropped = n->rx_errors = 0;
 	n->tx_frames = n->tx_bytes = n->tx_dropped = n->tx_errors = 0;
 	n->rx_max = n->tx_max = 0;
 	rc = -pthread_create(&n->thread, NULL, net_thread, n);
@@ -389,9 +494,10 @@ static void net_stop(void *dev)
 	n->running = false;
 	while (read(n->stop_fd, &v, sizeof(v)) > 0)
 		;
-	log_info("virtio-net %s: rx %llu frames %llu bytes (largest %zu; %llu dropped, %llu bad "
-		 "chains), tx %llu frames %llu bytes (largest %zu; %llu dropped, %llu bad chains)",
-		 n->tap, (unsigned long long)n->rx_frames, (unsigned long long)n->rx_bytes,
+	log_info("virtio-net %s: rx %llu frames in %llu buffers %llu bytes (largest %zu; %llu "
+		 "dropped, %llu bad chains), tx %llu frames %llu bytes (largest %zu; %llu dropped, %llu bad chains)",
+		 n->tap, (unsigned long long)n->rx_frames, (unsigned long long)n->rx_bufs,
+		 (unsigned long long)n->rx_bytes,
 		 n->rx_max, (unsigned long long)n->rx_dropped, (unsigned long long)n->rx_errors,
 		 (unsigned long long)n->tx_frames, (unsigned long long)n->tx_bytes, n->tx_max,
 		 (unsigned long long)n->tx_dropped, (unsigned long long)n->tx_errors);
