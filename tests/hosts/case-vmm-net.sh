@@ -6,7 +6,10 @@
 # the host, receives from 5000 and prints the md5sum, then sends NET_MIB MiB
 # of its own to 5001 and prints theirs: both sums must match the host's
 # files, and vmm exit 0. The throughput each way (guest-measured) is printed,
-# not checked. Also: a TAP name too long, an interface that is no TAP (lo)
+# not checked. Then a second guest with a stream each way (listeners on
+# 5002/5003) removes and reloads its virtio_net driver (a device reset with
+# frames in flight on both queues) and must ping the host again, vmm exit 0,
+# both resets logged. Also: a TAP name too long, an interface that is no TAP (lo)
 # and a missing /dev/net/tun are errors naming the interface, status 1.
 set -u
 . "$(dirname "$0")/../../tools/testhost/lib.sh"
@@ -48,7 +51,7 @@ hold=$!
 busybox nc -l -p 5001 <hold >rx.bin 2>nc5001.err &
 l2=$!
 t0=$(date +%s)
-timeout 200 "$vmm" run --no-remote --mem 256M --vcpus 1 --net tap=lgt0 --log-level info \
+timeout 130 "$vmm" run --no-remote --mem 256M --vcpus 1 --net tap=lgt0 --log-level info \
 	--kernel "$kernel" --initrd "$initrd" \
 	--cmdline "console=ttyS0 loglevel=4 transparent_hugepage=madvise legato.ip=10.99.0.2/24 legato.run=net-xfer:10.99.0.1:5000:$mib" \
 	</dev/null 2>&1 | tr -d "\r"
@@ -59,11 +62,24 @@ echo "host: tx md5=$(md5sum <tx.bin | cut -c1-32)"
 echo "host: rx md5=$(md5sum <rx.bin | cut -c1-32) bytes=$(stat -c %s rx.bin)"
 cat nc5000.err nc5001.err | sed "s/^/host: nc: /"
 ip -s link show lgt0 | sed "s/^/host: /"
+# The reset: the listeners stream forever and swallow everything.
+busybox nc -l -p 5002 </dev/zero >/dev/null 2>&1 &
+l1=$!
+busybox nc -l -p 5003 <hold >/dev/null 2>&1 &
+l2=$!
+sleep 3600 >hold 2>/dev/null &
+hold=$!
+timeout 90 "$vmm" run --no-remote --mem 256M --vcpus 1 --net tap=lgt0 --log-level info \
+	--kernel "$kernel" --initrd "$initrd" \
+	--cmdline "console=ttyS0 loglevel=4 transparent_hugepage=madvise legato.ip=10.99.0.2/24 legato.run=net-reset:10.99.0.1:5002" \
+	</dev/null 2>&1 | tr -d "\r" | sed "s/^/reset: /"
+echo "host: reset vmm exit ${PIPESTATUS[0]}"
+kill $l1 $l2 $hold 2>/dev/null
 ip link del lgt0
 cd / && rm -rf "$d"
 '
 t0=$SECONDS
-th_run -n -t 230 p1 -- /bin/bash -c "$host_script" sh "$NET_MIB" "$vmm" "$kernel" \
+th_run -n -t 235 p1 -- /bin/bash -c "$host_script" sh "$NET_MIB" "$vmm" "$kernel" \
 	"$initrd" >"$out/xfer" 2>&1
 echo "case-vmm-net: xfer boot: exit $? in $((SECONDS - t0)) s"
 grep -q '^host: vmm exit 0 ' "$out/xfer" || { tail -40 "$out/xfer"; fail "vmm did not exit 0"; }
@@ -92,6 +108,18 @@ read -r frames bufs < <(sed -n 's/^.*virtio-net lgt0: rx \([0-9]*\) frames in \(
 [ -n "${frames:-}" ] && [ "${bufs:-0}" -gt "$frames" ] ||
 	fail "receive: ${frames:-?} frames in ${bufs:-?} buffers (mergeable buffers not used?)"
 
+# The reset with frames in flight.
+grep -q '^host: reset vmm exit 0$' "$out/xfer" || { grep '^reset: ' "$out/xfer" | tail -40; fail "reset: vmm did not exit 0"; }
+read -r rxb txb < <(sed -n 's/^reset: legato-net: rmmod rc=0 rx_bytes=\([0-9]*\) tx_bytes=\([0-9]*\)$/\1 \2/p' \
+	"$out/xfer")
+[ "${rxb:-0}" -gt 1048576 ] && [ "${txb:-0}" -gt 1048576 ] ||
+	{ grep '^reset: ' "$out/xfer" | tail -40; fail "reset: no streams in flight at rmmod (rx ${rxb:-?}, tx ${txb:-?} bytes)"; }
+grep -q '^reset: legato-net: reset ping rc=0' "$out/xfer" ||
+	{ grep '^reset: ' "$out/xfer" | tail -40; fail "reset: the reloaded driver could not ping the host"; }
+[ "$(grep -c '^reset: .*vmm info: virtio-net lgt0: rx ' "$out/xfer")" -ge 2 ] ||
+	{ grep '^reset: ' "$out/xfer" | tail -40; fail "reset: the device did not stop twice"; }
+echo "case-vmm-net: reset: driver removed with $((rxb >> 20)) MiB in / $((txb >> 20)) MiB out flowing, reloaded, ping ok"
+
 # Errors: one "vmm: --net tap=NAME: ..." line naming the interface, status 1.
 bad() {	# bad NAME PATTERN CMD...
 	local name=$1 pat=$2
@@ -108,4 +136,4 @@ bad not-a-tap "^vmm: --net tap=lo: " "$vmm" run --no-remote --mem 256M --net tap
 bad no-tun "^vmm: --net tap=lgt1: /dev/net/tun: " unshare -m /bin/sh -c \
 	'mount -t tmpfs none /dev/net && exec "$0" run --no-remote --mem 256M --net tap=lgt1 --kernel "$1"' \
 	"$vmm" "$kernel"
-echo "case-vmm-net: ok ($NET_MIB MiB each way intact, ping, three bad --net refused)"
+echo "case-vmm-net: ok ($NET_MIB MiB each way intact, ping, reset in flight, three bad --net refused)"

@@ -175,9 +175,12 @@ static void net_send(struct net *n, const struct iovec *iov, const struct vmm_vi
 		 * default). Holding the chain for EPOLLOUT would stall the queue
 		 * behind it; dropping is what a congested wire does, and TCP
 		 * resends. */
-		n->tx_dropped++;
-		log_debug("virtio-net %s: TAP write of %u bytes: %s", n->tap, c->out_len,
-			  strerror(errno));
+		if (!n->tx_dropped++)
+			log_warn("virtio-net %s: TAP write of %u bytes: %s; such frames are "
+				 "dropped (counted)", n->tap, c->out_len, strerror(errno));
+		else
+			log_debug("virtio-net %s: TAP write of %u bytes: %s", n->tap, c->out_len,
+				  strerror(errno));
 		return;
 	}
 	n->tx_frames++;
