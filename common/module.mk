@@ -3,6 +3,6 @@ COMMON_SRCS := $(wildcard common/*.c)
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(OBJ)/%.o)
 LIBCOMMON := $(BUILD)/libcommon.a
 LIBS += $(LIBCOMMON)
-COMMON_LDLIBS := -lcrypto -lxxhash
+COMMON_LDLIBS := -lcrypto -lxxhash -lrdmacm -libverbs
 
 $(LIBCOMMON): $(COMMON_OBJS)

@@ -18,16 +18,18 @@
 #include "memserver/server.h"
 
 static const char usage[] =
-	"usage: memserver --listen tcp://ADDR:PORT --capacity SIZE [options]\n"
+	"usage: memserver --listen tcp://ADDR:PORT|rdma://ADDR:PORT --capacity SIZE [options]\n"
 	"\n"
 	"Serves regions of 4 KiB pages to processor hosts.\n"
 	"\n"
-	"  -l, --listen URL          address to serve, e.g. tcp://0.0.0.0:7000 (port 0: any)\n"
+	"  -l, --listen URL          address to serve, e.g. tcp://0.0.0.0:7000 (port 0: any);\n"
+	"                            twice for both tcp:// and rdma:// (RDMA: one-sided page\n"
+	"                            reads and writes; needs an RDMA device and CAP_IPC_LOCK)\n"
 	"  -c, --capacity SIZE       bytes of regions to offer (K/M/G/T suffixes), e.g. 16G\n"
 	"  -k, --auth-key-file FILE  shared cluster key; clients must prove it (HMAC-SHA256)\n"
 	"  -t, --threads N           worker threads (default 2)\n"
 	"  -L, --log-level LEVEL     error, warn, info (default) or debug\n"
-	"  -r, --ready-file FILE     write the bound URL to FILE once serving\n"
+	"  -r, --ready-file FILE     write the bound URLs (one per line) to FILE once serving\n"
 	"      --test-hooks          allow the DEBUG_CORRUPT request (tests only)\n"
 	"  -h, --help                this text\n"
 	"  -V, --version             print the version\n"
@@ -35,7 +37,7 @@ static const char usage[] =
 	"example: memserver --listen tcp://127.0.0.1:7000 --capacity 8G --auth-key-file /etc/legato/key\n";
 
 struct options {
-	const char *listen;
+	const char *listen, *listen2;
 	uint64_t capacity;
 	const char *key_file;
 	unsigned threads;
@@ -66,7 +68,9 @@ static void parse_args(int argc, char **argv, struct options *o)
 	while ((c = getopt_long(argc, argv, ":l:c:k:t:L:r:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
-			o->listen = optarg;
+			if (o->listen2)
+				die("--listen given more than twice (one tcp:// and one rdma://)");
+			*(o->listen ? &o->listen2 : &o->listen) = optarg;
 			break;
 		case 'c':
 			if (parse_size(optarg, &o->capacity))
@@ -112,7 +116,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 	log_current_level = level;
 }
 
-static int write_ready_file(const char *path, const char *url)
+static int write_ready_file(const char *path, const char *url, const char *url2)
 {
 	char tmp[4096];
 	FILE *f;
@@ -122,6 +126,8 @@ static int write_ready_file(const char *path, const char *url)
 	if (!f)
 		return -errno;
 	fprintf(f, "%s\n", url);
+	if (url2)
+		fprintf(f, "%s\n", url2);
 	if (fclose(f))
 		return -errno;
 	return rename(tmp, path) ? -errno : 0;
@@ -142,6 +148,7 @@ int main(int argc, char **argv)
 		auth_key_load_or_die(o.key_file, &key);
 	cfg = (struct ms_server_config){
 		.listen = o.listen,
+		.listen2 = o.listen2,
 		.capacity = o.capacity,
 		.key = o.key_file ? &key : NULL,
 		.threads = o.threads,
@@ -157,19 +164,25 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	ret = ms_server_create(&cfg, &srv);
+	if (ret == -EINVAL && o.listen2)
+		die("invalid --listen '%s' and '%s' (expected one tcp://ADDR:PORT and one "
+		    "rdma://ADDR:PORT)", o.listen, o.listen2);
 	if (ret == -EINVAL)
-		die("invalid --listen '%s' (expected tcp://ADDR:PORT)", o.listen);
-	if (ret == -EPROTONOSUPPORT)
-		die("cannot listen on '%s': this build serves tcp:// only", o.listen);
+		die("invalid --listen '%s' (expected tcp://ADDR:PORT or rdma://ADDR:PORT)",
+		    o.listen);
+	if (ret == -ENODEV)
+		die("cannot listen on rdma://: no RDMA device serves that address (with no RDMA "
+		    "NIC: modprobe rdma_rxe; rdma link add rxe0 type rxe netdev ETH)");
 	if (ret)
-		die("cannot listen on %s: %s", o.listen, strerror(-ret));
+		die("cannot listen on %s%s%s: %s", o.listen, o.listen2 ? " and " : "",
+		    o.listen2 ? o.listen2 : "", strerror(-ret));
 	ret = ms_server_start(srv);
 	if (ret)
 		die("cannot start workers: %s", strerror(-ret));
 	/* The ready file is the last thing that can fail: written before any
 	 * other output so a bad path is reported alone. */
 	if (o.ready_file) {
-		ret = write_ready_file(o.ready_file, ms_server_url(srv));
+		ret = write_ready_file(o.ready_file, ms_server_url(srv), ms_server_url2(srv));
 		if (ret) {
 			ms_server_destroy(srv);
 			die("cannot write --ready-file %s: %s", o.ready_file, strerror(-ret));
@@ -180,7 +193,8 @@ int main(int argc, char **argv)
 			 "write regions");
 	if (o.test_hooks)
 		log_warn("--test-hooks: clients may corrupt stored pages on request");
-	log_info("serving %s with %llu MiB capacity, %u threads", ms_server_url(srv),
+	log_info("serving %s%s%s with %llu MiB capacity, %u threads", ms_server_url(srv),
+		 ms_server_url2(srv) ? " and " : "", ms_server_url2(srv) ? ms_server_url2(srv) : "",
 		 (unsigned long long)(o.capacity >> 20), o.threads);
 
 	do {

@@ -1,11 +1,13 @@
 # memserver/: the pool and TCP server (libmemserver.a), the client library
 # (libmsclient.a), the daemon and the msctl operator tool.
-MEMSERVER_LIB_SRCS := memserver/proto.c memserver/store.c memserver/session.c memserver/server.c
+MEMSERVER_LIB_SRCS := memserver/proto.c memserver/store.c memserver/session.c memserver/server.c \
+	memserver/server_rdma.c
 MSCLIENT_LIB_SRCS := memserver/proto.c memserver/client.c memserver/client_tcp.c
 
 LIBMEMSERVER := $(BUILD)/libmemserver.a
 LIBMSCLIENT := $(BUILD)/libmsclient.a
 LIBS += $(LIBMEMSERVER) $(LIBMSCLIENT)
+DEPS_PKGS += libibverbs-dev librdmacm-dev ibverbs-providers
 
 $(LIBMEMSERVER): $(MEMSERVER_LIB_SRCS:%.c=$(OBJ)/%.o)
 $(LIBMSCLIENT): $(MSCLIENT_LIB_SRCS:%.c=$(OBJ)/%.o)

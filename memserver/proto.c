@@ -238,5 +238,31 @@ int ms_status_to_errno(unsigned status)
 
 uint64_t ms_page_sum(const void *page)
 {
-	return XXH3_64bits(page, MS_PAGE_SIZE);
+	return XXH3_64bits(page, MS_PAGE_SIZE) | 1;
+}
+
+void ms_rdma_priv_encode(const struct ms_rdma_priv *p, uint8_t *buf)
+{
+	put_le32(buf, p->magic);
+	put_le16(buf + 4, p->version);
+	put_le16(buf + 6, p->flags);
+	put_le32(buf + 8, p->msg_size);
+	put_le32(buf + 12, p->recv_depth);
+}
+
+int ms_rdma_priv_decode(const uint8_t *buf, size_t len, struct ms_rdma_priv *p)
+{
+	/* librdmacm pads private data (56 bytes on a connect request over
+	 * IB/RoCE): more bytes than ours are fine, fewer are not. */
+	if (!buf || len < MS_RDMA_PRIV_LEN)
+		return -EPROTO;
+	p->magic = get_le32(buf);
+	p->version = get_le16(buf + 4);
+	p->flags = get_le16(buf + 6);
+	p->msg_size = get_le32(buf + 8);
+	p->recv_depth = get_le32(buf + 12);
+	if (p->magic != MS_RDMA_MAGIC || p->version != MS_PROTO_VERSION || p->flags ||
+	    p->msg_size != MS_RDMA_MSG || p->recv_depth != MS_RDMA_RECV_DEPTH)
+		return -EPROTO;
+	return 0;
 }

@@ -199,7 +199,51 @@ const char *ms_status_name(unsigned status);
 /* Maps a reply status to the -errno the client library returns. */
 int ms_status_to_errno(unsigned status);
 
-/* The checksum stored with and sent alongside every page: XXH3-64. */
+/* The checksum stored with and sent alongside every page: XXH3-64 with bit 0
+ * set, so it is never 0 and a stored 0 means "never written" (what an RDMA
+ * reader, who sees only the stored sum, relies on). */
 uint64_t ms_page_sum(const void *page);
+
+/*
+ * rdma:// (docs/protocol.md, "RDMA"): an RC connection made with librdmacm.
+ * The connect request and the accept carry struct ms_rdma_priv as private
+ * data; after that the same byte stream as over TCP (every frame above)
+ * travels in SEND messages of at most MS_RDMA_MSG bytes, any frame split
+ * over as many messages as it needs, and each side keeps MS_RDMA_RECV_DEPTH
+ * receives posted (the QP retries an RNR NAK for ever: a busy receiver
+ * slows its sender down, as a full TCP window does). Page reads and writes
+ * are one-sided instead: a REGION_OPEN reply over rdma:// carries
+ * MS_RDMA_OPEN_EXTRA more bytes, the region's registrations in this
+ * connection's protection domain:
+ *
+ *   0 u64 epoch   8 u64 size   (as over TCP)
+ *  16 u64 data_addr    pages: page p at data_addr + p * MS_PAGE_SIZE
+ *  24 u64 sums_addr    stored sums: page p's at sums_addr + p * 8 (le64)
+ *  32 u32 data_rkey   36 u32 sums_rkey
+ *
+ * READ: RDMA READ the page and its sum; sum 0: never written (zeros); else
+ * ms_page_sum(page) must equal it. WRITE: RDMA WRITE the page, then its
+ * sum, on the same queue pair (executed in that order).
+ */
+#define MS_RDMA_MAGIC 0x4c474d53u	/* "LGMS" */
+#define MS_RDMA_MSG 16384u
+#define MS_RDMA_RECV_DEPTH 32u
+#define MS_RDMA_PRIV_LEN 16u
+#define MS_RDMA_OPEN_EXTRA 24u
+
+/* Connect and accept private data (little-endian on the wire). */
+struct ms_rdma_priv {
+	uint32_t magic;		/* MS_RDMA_MAGIC */
+	uint16_t version;	/* MS_PROTO_VERSION */
+	uint16_t flags;		/* 0 */
+	uint32_t msg_size;	/* MS_RDMA_MSG */
+	uint32_t recv_depth;	/* MS_RDMA_RECV_DEPTH */
+};
+
+/* Encodes p into buf (MS_RDMA_PRIV_LEN bytes). */
+void ms_rdma_priv_encode(const struct ms_rdma_priv *p, uint8_t *buf);
+/* Decodes len bytes of private data; returns 0, or -EPROTO unless they hold
+ * MS_RDMA_PRIV_LEN bytes with our magic, version, message size and depth. */
+int ms_rdma_priv_decode(const uint8_t *buf, size_t len, struct ms_rdma_priv *p);
 
 #endif

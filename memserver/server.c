@@ -28,58 +28,12 @@
 #include "common/net.h"
 #include "common/url.h"
 #include "common/util.h"
+#include "memserver/server_impl.h"
 #include "memserver/session.h"
 #include "memserver/store.h"
 
 #define READ_CHUNK (64u * 1024)
-#define IN_KEEP (128u * 1024)
-#define OUT_HIGH_WATER (4u * 1024 * 1024)
-#define MAX_CONNS 4096u
-#define MAX_DEFERRED_PER_CONN 16u
 
-struct ms_conn {
-	int fd;
-	struct ms_worker *w;
-	struct ms_session session;
-	struct buf in, out;
-	bool closing;		/* flush out, then close */
-	bool paused;		/* not reading: output above high water */
-	bool want_out;		/* EPOLLOUT registered */
-	unsigned deferred;
-	struct ms_conn *prev, *next;
-};
-
-struct ms_timer {
-	struct ms_conn *conn;
-	struct ms_hdr hdr;
-	uint64_t due_ns;
-};
-
-struct ms_worker {
-	struct ms_server *srv;
-	pthread_t thread;
-	bool started;
-	int epfd;
-	int stopfd;
-	struct ms_conn *conns;
-	struct ms_timer *timers;
-	unsigned ntimers, timers_cap;
-	struct ms_op_stats stats[MS_OP_MAX];
-};
-
-struct ms_server {
-	struct ms_service svc;
-	struct auth_key key;
-	struct ms_store *store;
-	int listen_fd;
-	char url[300];
-	unsigned nworkers;
-	struct ms_worker *workers;
-	unsigned nconns; /* atomic */
-	bool running;
-};
-
-static void conn_close(struct ms_conn *c);
 
 static void worker_collect(void *ctx, struct ms_stat *out)
 {
@@ -122,6 +76,8 @@ static int conn_flush(struct ms_conn *c)
 {
 	bool want_out, paused;
 
+	if (c->rdma)
+		return ms_rdma_conn_flush(c);
 	while (buf_len(&c->out)) {
 		ssize_t n = send(c->fd, buf_head(&c->out), buf_len(&c->out), MSG_NOSIGNAL);
 
@@ -171,7 +127,7 @@ static int timer_add(struct ms_worker *w, struct ms_conn *c, const struct ms_hdr
 }
 
 /* Executes every whole frame in c->in. Returns 0 or -errno to close now. */
-static int conn_process(struct ms_conn *c)
+int ms_conn_process(struct ms_conn *c)
 {
 	while (!c->closing && !c->paused && buf_len(&c->in) >= MS_HDR_LEN) {
 		struct ms_hdr hdr;
@@ -245,7 +201,7 @@ static int conn_readable(struct ms_conn *c)
 			return -errno;
 		}
 		buf_commit(&c->in, (size_t)n);
-		ret = conn_process(c);
+		ret = ms_conn_process(c);
 		if (ret || c->paused || c->closing || (size_t)n < want)
 			return ret;
 	}
@@ -257,22 +213,22 @@ static void conn_event(struct ms_conn *c, uint32_t events)
 	int ret = 0;
 
 	if (events & (EPOLLERR | EPOLLHUP) && !(events & EPOLLIN)) {
-		conn_close(c);
+		ms_conn_close(c);
 		return;
 	}
 	if (events & EPOLLOUT) {
 		ret = conn_flush(c);
 		/* Draining below high water resumes parsing of buffered input. */
 		if (!ret && was_paused && !c->paused)
-			ret = conn_process(c);
+			ret = ms_conn_process(c);
 	}
 	if (!ret && events & EPOLLIN && !c->paused && !c->closing)
 		ret = conn_readable(c);
 	if (ret)
-		conn_close(c);
+		ms_conn_close(c);
 }
 
-static void conn_close(struct ms_conn *c)
+void ms_conn_close(struct ms_conn *c)
 {
 	struct ms_worker *w = c->w;
 
@@ -283,8 +239,12 @@ static void conn_close(struct ms_conn *c)
 			i++;
 	}
 	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-	close(c->fd);
+	/* The session first: it deregisters the regions a queue pair exposes. */
 	ms_session_release(&c->session);
+	if (c->rdma)
+		ms_rdma_conn_destroy(c);
+	else
+		close(c->fd);
 	buf_free(&c->in);
 	buf_free(&c->out);
 	if (c->prev)
@@ -322,20 +282,25 @@ static void worker_accept(struct ms_worker *w)
 			continue;
 		}
 		c->fd = fd;
-		c->w = w;
-		ms_session_init(&c->session, &srv->svc, w->stats);
 		ev.data.ptr = c;
 		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			close(fd);
 			free(c);
 			continue;
 		}
-		c->next = w->conns;
-		if (w->conns)
-			w->conns->prev = c;
-		w->conns = c;
-		__atomic_fetch_add(&srv->nconns, 1, __ATOMIC_RELAXED);
+		ms_conn_attach(w, c);
 	}
+}
+
+void ms_conn_attach(struct ms_worker *w, struct ms_conn *c)
+{
+	c->w = w;
+	ms_session_init(&c->session, &w->srv->svc, w->stats);
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	__atomic_fetch_add(&w->srv->nconns, 1, __ATOMIC_RELAXED);
 }
 
 /* Sends the replies of delayed PINGs that are due; returns the epoll timeout
@@ -355,7 +320,7 @@ static int worker_timers(struct ms_worker *w)
 		w->timers[i] = w->timers[--w->ntimers];
 		t.conn->deferred--;
 		if (ms_reply_status(&t.conn->out, &t.hdr, MS_ST_OK) || conn_flush(t.conn)) {
-			conn_close(t.conn);
+			ms_conn_close(t.conn);
 			i = 0; /* the close may have removed other timers */
 		}
 	}
@@ -388,13 +353,17 @@ static void *worker_main(void *arg)
 				goto out;
 			if (p == &w->srv->listen_fd)
 				worker_accept(w);
+			else if (w->srv->rdma && p == w->srv->rdma)
+				ms_rdma_listener_event(w->srv->rdma, w);
+			else if (((struct ms_conn *)p)->rdma)
+				ms_rdma_conn_event(p);
 			else
 				conn_event(p, events[i].events);
 		}
 	}
 out:
 	while (w->conns)
-		conn_close(w->conns);
+		ms_conn_close(w->conns);
 	return NULL;
 }
 
@@ -415,9 +384,17 @@ static int worker_init(struct ms_server *srv, struct ms_worker *w)
 	ev.data.ptr = &w->stopfd;
 	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->stopfd, &ev) < 0)
 		goto close_stop;
+	/* RDMA connections all live on worker 0, which owns the connection
+	 * manager's channel: only their control messages reach the server's
+	 * CPU (pages move by one-sided verbs), so one thread is plenty. */
+	if (srv->rdma && w == &srv->workers[0]) {
+		ev.data.ptr = srv->rdma;
+		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, ms_rdma_listener_fd(srv->rdma), &ev) < 0)
+			goto close_stop;
+	}
 	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
 	ev.data.ptr = &srv->listen_fd;
-	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, srv->listen_fd, &ev) < 0)
+	if (srv->listen_fd >= 0 && epoll_ctl(w->epfd, EPOLL_CTL_ADD, srv->listen_fd, &ev) < 0)
 		goto close_stop;
 	return 0;
 
@@ -430,31 +407,53 @@ close_epoll:
 	return ret;
 }
 
-int ms_server_create(const struct ms_server_config *cfg, struct ms_server **out)
+/* Binds one listener (tcp:// or rdma://, at most one of each) and writes the
+ * URL as bound into bound. */
+static int server_bind(struct ms_server *srv, const char *url, char *bound, size_t len)
 {
-	struct ms_server *srv;
 	struct url u;
 	uint16_t port = 0;
 	int ret;
 
-	if (!cfg->listen || url_parse(cfg->listen, &u) || cfg->threads == 0 ||
-	    cfg->threads > 256)
+	if (url_parse(url, &u))
 		return -EINVAL;
-	if (u.scheme != URL_TCP)
-		return -EPROTONOSUPPORT;
+	if (u.scheme == URL_TCP) {
+		if (srv->listen_fd >= 0)
+			return -EINVAL;
+		srv->listen_fd = net_tcp_listen(u.host, u.port, 512, &port);
+		if (srv->listen_fd < 0)
+			return srv->listen_fd;
+	} else {
+		if (srv->rdma)
+			return -EINVAL;
+		ret = ms_rdma_listen(srv, u.host, u.port, &srv->rdma, &port);
+		if (ret)
+			return ret;
+	}
+	u.port = port;
+	url_format(&u, bound, len);
+	return 0;
+}
+
+int ms_server_create(const struct ms_server_config *cfg, struct ms_server **out)
+{
+	struct ms_server *srv;
+	int ret;
+
+	if (!cfg->listen || cfg->threads == 0 || cfg->threads > 256)
+		return -EINVAL;
 	srv = calloc(1, sizeof(*srv));
 	if (!srv)
 		return -ENOMEM;
+	srv->listen_fd = -1;
 	ret = ms_store_create(cfg->capacity, &srv->store);
 	if (ret)
 		goto free_srv;
-	srv->listen_fd = net_tcp_listen(u.host, u.port, 512, &port);
-	if (srv->listen_fd < 0) {
-		ret = srv->listen_fd;
-		goto destroy_store;
-	}
-	u.port = port;
-	url_format(&u, srv->url, sizeof(srv->url));
+	ret = server_bind(srv, cfg->listen, srv->url, sizeof(srv->url));
+	if (!ret && cfg->listen2)
+		ret = server_bind(srv, cfg->listen2, srv->url2, sizeof(srv->url2));
+	if (ret)
+		goto close_listen;
 	if (cfg->key)
 		srv->key = *cfg->key;
 	srv->svc = (struct ms_service){
@@ -488,8 +487,10 @@ free_workers:
 	}
 	free(srv->workers);
 close_listen:
-	close(srv->listen_fd);
-destroy_store:
+	if (srv->listen_fd >= 0)
+		close(srv->listen_fd);
+	if (srv->rdma)
+		ms_rdma_listener_destroy(srv->rdma);
 	ms_store_destroy(srv->store);
 free_srv:
 	free(srv);
@@ -516,6 +517,11 @@ int ms_server_start(struct ms_server *srv)
 const char *ms_server_url(const struct ms_server *srv)
 {
 	return srv->url;
+}
+
+const char *ms_server_url2(const struct ms_server *srv)
+{
+	return srv->url2[0] ? srv->url2 : NULL;
 }
 
 void ms_server_stop(struct ms_server *srv)
@@ -546,7 +552,10 @@ void ms_server_destroy(struct ms_server *srv)
 		free(srv->workers[i].timers);
 	}
 	free(srv->workers);
-	close(srv->listen_fd);
+	if (srv->listen_fd >= 0)
+		close(srv->listen_fd);
+	if (srv->rdma)
+		ms_rdma_listener_destroy(srv->rdma);
 	ms_store_destroy(srv->store);
 	free(srv);
 }

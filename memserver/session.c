@@ -24,10 +24,18 @@ void ms_session_init(struct ms_session *s, const struct ms_service *svc,
 	s->stats = stats;
 }
 
+/* Lets go of the region at slot i (the slot itself stays). */
+static void open_drop(struct ms_session *s, unsigned i)
+{
+	if (s->xport)
+		s->xport->closing(s->xport_ctx, s->opens[i].region);
+	ms_region_put(s->opens[i].region);
+}
+
 void ms_session_release(struct ms_session *s)
 {
 	for (unsigned i = 0; i < s->nopens; i++)
-		ms_region_put(s->opens[i].region);
+		open_drop(s, i);
 	s->nopens = 0;
 }
 
@@ -167,6 +175,7 @@ static enum ms_status do_open(struct ms_session *s, const struct ms_request *rq,
 			      struct buf *out)
 {
 	struct ms_session_open *slot = find_open(s, rq->open.region);
+	size_t extra = s->xport ? s->xport->extra_len : 0;
 	struct ms_region *r;
 	uint64_t epoch, size;
 	uint8_t *p;
@@ -174,7 +183,7 @@ static enum ms_status do_open(struct ms_session *s, const struct ms_request *rq,
 
 	if (!slot && s->nopens == MS_SESSION_MAX_OPENS)
 		return MS_ST_INVAL;
-	p = reply_begin(out, 16);
+	p = reply_begin(out, 16 + extra);
 	if (!p)
 		return MS_ST_INTERNAL;
 	ret = ms_store_region_open(s->svc->store, rq->open.region, rq->open.token, &r, &epoch,
@@ -182,14 +191,24 @@ static enum ms_status do_open(struct ms_session *s, const struct ms_request *rq,
 	if (ret)
 		return errno_to_status(ret);
 	if (slot)
-		ms_region_put(slot->region);
+		open_drop(s, (unsigned)(slot - s->opens));
 	else
 		slot = &s->opens[s->nopens++];
 	slot->region = r;
 	slot->epoch = epoch;
+	if (s->xport) {
+		ret = s->xport->opened(s->xport_ctx, r, epoch, p + 16);
+		if (ret) {
+			/* The open stands (it fenced others) but is unusable
+			 * here: forget it, so the slot is not half set up. */
+			ms_region_put(r);
+			*slot = s->opens[--s->nopens];
+			return errno_to_status(ret);
+		}
+	}
 	put_le64(p, epoch);
 	put_le64(p + 8, size);
-	reply_finish(out, &rq->hdr, MS_ST_OK, 0, 16);
+	reply_finish(out, &rq->hdr, MS_ST_OK, 0, 16 + extra);
 	return MS_ST_OK;
 }
 

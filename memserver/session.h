@@ -33,8 +33,24 @@ struct ms_session_open {
 	uint64_t epoch;
 };
 
+/*
+ * What a transport that exposes opened regions itself (RDMA) adds to REGION_
+ * OPEN. opened() runs after the store granted the open of r at epoch, writes
+ * extra_len bytes appended to the reply and returns 0, or -errno to fail the
+ * open; closing() runs before the session lets go of a region opened() took
+ * (a re-open of it, or release). At most one open per region per session.
+ * Both on the connection's thread, with no store lock held.
+ */
+struct ms_session_xport {
+	size_t extra_len;
+	int (*opened)(void *ctx, struct ms_region *r, uint64_t epoch, uint8_t *extra);
+	void (*closing)(void *ctx, struct ms_region *r);
+};
+
 struct ms_session {
 	const struct ms_service *svc;
+	const struct ms_session_xport *xport;	/* NULL: plain (TCP) */
+	void *xport_ctx;
 	struct ms_op_stats *stats; /* MS_OP_MAX entries, owned by the worker */
 	bool greeted;
 	bool authenticated;

@@ -1,10 +1,14 @@
 /*
  * Region table and page storage for the memory server (see store.h for the
- * invariants and locking). Each region owns three lazily committed anonymous
- * mappings: the pages, one u64 checksum per page, and a written-page bitmap.
+ * invariants and locking). Each region owns two lazily committed anonymous
+ * mappings: the pages and one u64 checksum per page. A checksum is never 0
+ * (ms_page_sum sets bit 0), so a stored 0 is "never written": the one record
+ * of written-ness, which RDMA writers (who store page and sum themselves,
+ * with no server CPU involved) keep up to date as well as the TCP path.
  */
 #include "memserver/store.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -24,9 +28,11 @@ struct ms_region {
 	uint64_t epoch;		/* current owner's epoch; 0 = never opened */
 	bool deleted;
 	uint8_t *data;		/* npages * MS_PAGE_SIZE */
-	uint64_t *sums;		/* npages checksums */
-	uint64_t *written;	/* npages bits */
-	size_t data_len, sums_len, written_len;
+	uint64_t *sums;		/* npages checksums (le64; 0: never written) */
+	size_t data_len, sums_len;
+	uint64_t resident;	/* pages written through the store (atomic) */
+	bool pinned;		/* registered for RDMA once: all resident */
+	struct ms_region_lease *leases;	/* under lock, exclusively */
 	pthread_rwlock_t lock;
 	unsigned refs;		/* table membership + open handles; under table mutex */
 	struct ms_store *store;
@@ -80,22 +86,27 @@ static void region_unmap(struct ms_region *r)
 		munmap(r->data, r->data_len);
 	if (r->sums)
 		munmap(r->sums, r->sums_len);
-	if (r->written)
-		munmap(r->written, r->written_len);
 	r->data = NULL;
 	r->sums = NULL;
-	r->written = NULL;
 }
 
+/* Pages of r in RAM: every page once pinned for RDMA, else those written. */
 static uint64_t region_resident(const struct ms_region *r)
 {
-	uint64_t n = 0;
+	return r->pinned ? r->npages : __atomic_load_n(&r->resident, __ATOMIC_RELAXED);
+}
 
-	if (!r->written)
-		return 0;
-	for (uint64_t w = 0; w < (r->npages + 63) / 64; w++)
-		n += (uint64_t)__builtin_popcountll(r->written[w]);
-	return n;
+/* Revokes every lease (region lock held exclusively). */
+static void region_revoke_leases(struct ms_region *r)
+{
+	while (r->leases) {
+		struct ms_region_lease *l = r->leases;
+
+		r->leases = l->next;
+		l->next = NULL;
+		l->revoked = true;
+		l->revoke(l);
+	}
 }
 
 static void region_free(struct ms_region *r)
@@ -151,11 +162,9 @@ static int region_alloc(uint64_t id, uint64_t size, struct ms_region **out)
 	r->npages = size / MS_PAGE_SIZE;
 	r->data_len = size;
 	r->sums_len = r->npages * sizeof(uint64_t);
-	r->written_len = (r->npages + 63) / 64 * sizeof(uint64_t);
 	r->data = lazy_map(r->data_len);
 	r->sums = lazy_map(r->sums_len);
-	r->written = lazy_map(r->written_len);
-	if (!r->data || !r->sums || !r->written)
+	if (!r->data || !r->sums)
 		goto unmap;
 	if (auth_random(r->token, MS_TOKEN_LEN))
 		goto unmap;
@@ -221,8 +230,10 @@ int ms_store_region_open(struct ms_store *st, uint64_t id, const uint8_t token[M
 	pthread_mutex_unlock(&st->mutex);
 
 	/* Exclusive: waits for any batch of the previous owner to finish, so
-	 * nothing it sends after this point can land. */
+	 * nothing it sends after this point can land; its RDMA registrations
+	 * go before the new epoch is handed out. */
 	pthread_rwlock_wrlock(&r->lock);
+	region_revoke_leases(r);
 	*epoch = ++r->epoch;
 	pthread_rwlock_unlock(&r->lock);
 	*size = r->size;
@@ -253,6 +264,7 @@ int ms_store_region_delete(struct ms_store *st, uint64_t id, const uint8_t token
 
 	pthread_rwlock_wrlock(&r->lock);
 	r->deleted = true;
+	region_revoke_leases(r);	/* no registration may outlive the mapping */
 	pages = region_resident(r);
 	region_unmap(r);
 	pthread_rwlock_unlock(&r->lock);
@@ -307,7 +319,7 @@ bool ms_region_page_valid(const struct ms_region *r, uint64_t page)
 
 static bool page_written(const struct ms_region *r, uint64_t page)
 {
-	return __atomic_load_n(&r->written[page / 64], __ATOMIC_ACQUIRE) >> (page % 64) & 1;
+	return __atomic_load_n(&r->sums[page], __ATOMIC_ACQUIRE) != 0;
 }
 
 int ms_region_read_page(struct ms_region *r, uint64_t page, void *dst, uint64_t *sum,
@@ -322,7 +334,7 @@ int ms_region_read_page(struct ms_region *r, uint64_t page, void *dst, uint64_t 
 	}
 	*zero = false;
 	memcpy(dst, src, MS_PAGE_SIZE);
-	*sum = r->sums[page];
+	*sum = le64toh(__atomic_load_n(&r->sums[page], __ATOMIC_RELAXED));
 	/* Verify the copy we send, not the source: what leaves is what was
 	 * checked. */
 	if (ms_page_sum(dst) != *sum) {
@@ -335,13 +347,15 @@ int ms_region_read_page(struct ms_region *r, uint64_t page, void *dst, uint64_t 
 
 void ms_region_write_page(struct ms_region *r, uint64_t page, const void *src, uint64_t sum)
 {
-	uint64_t bit = 1ull << (page % 64), old;
+	uint64_t old;
 
 	memcpy(r->data + page * MS_PAGE_SIZE, src, MS_PAGE_SIZE);
-	r->sums[page] = sum;
-	old = __atomic_fetch_or(&r->written[page / 64], bit, __ATOMIC_RELEASE);
-	if (!(old & bit))
+	/* The sum goes last (release): whoever sees it non-zero sees the page. */
+	old = __atomic_exchange_n(&r->sums[page], htole64(sum), __ATOMIC_RELEASE);
+	if (!old && !r->pinned) {
+		__atomic_fetch_add(&r->resident, 1, __ATOMIC_RELAXED);
 		__atomic_fetch_add(&r->store->resident_pages, 1, __ATOMIC_RELAXED);
+	}
 }
 
 int ms_region_written_map(struct ms_region *r, uint64_t first, uint32_t n, uint8_t *bitmap)
@@ -377,4 +391,52 @@ int ms_store_debug_corrupt(struct ms_store *st, uint64_t id, uint64_t page)
 unlock:
 	pthread_mutex_unlock(&st->mutex);
 	return ret;
+}
+
+int ms_region_lease_add(struct ms_region *r, uint64_t epoch, struct ms_region_lease *l)
+{
+	uint64_t pages;
+	int ret;
+
+	pthread_rwlock_wrlock(&r->lock);
+	if (r->deleted || r->epoch != epoch) {
+		ret = r->deleted ? -ENOENT : -ESTALE;
+		goto unlock;
+	}
+	ret = l->expose(l, r->data, r->data_len, r->sums, r->sums_len);
+	if (ret)
+		goto unlock;
+	l->revoked = false;
+	l->next = r->leases;
+	r->leases = l;
+	if (!r->pinned) {
+		/* Registration faulted in every page. */
+		pages = r->npages - __atomic_load_n(&r->resident, __ATOMIC_RELAXED);
+		r->pinned = true;
+		__atomic_fetch_add(&r->store->resident_pages, pages, __ATOMIC_RELAXED);
+	}
+unlock:
+	pthread_rwlock_unlock(&r->lock);
+	return ret;
+}
+
+void ms_region_lease_drop(struct ms_region *r, struct ms_region_lease *l)
+{
+	struct ms_region_lease **pp;
+
+	pthread_rwlock_wrlock(&r->lock);
+	for (pp = &r->leases; *pp && *pp != l; pp = &(*pp)->next)
+		;
+	if (*pp) {
+		*pp = l->next;
+		l->next = NULL;
+		l->revoked = true;
+		l->revoke(l);
+	}
+	pthread_rwlock_unlock(&r->lock);
+}
+
+uint64_t ms_region_size(const struct ms_region *r)
+{
+	return r->size;
 }

@@ -7,7 +7,13 @@
  *  - reserved <= capacity at all times; a region's whole size is reserved when
  *    it is created, so a write is never refused for space.
  *  - RAM is committed only for pages ever written (lazy anonymous mappings with
- *    MADV_NOHUGEPAGE); a never-written page reads as zero and costs nothing.
+ *    MADV_NOHUGEPAGE); a never-written page reads as zero and costs nothing,
+ *    until the region is first registered for RDMA: registration pins (and
+ *    so commits) all of it, and it counts as resident from then on.
+ *  - A page's stored checksum is never 0 (ms_page_sum); 0 is "never written".
+ *  - A lease (an RDMA registration of the region) lives only while its
+ *    holder's open is current: the next open or the delete revokes every
+ *    lease before it returns.
  *  - A deleted region's mappings are unmapped; the kernel zeroes those frames
  *    before any reuse, so no tenant ever reads another's data.
  *  - Opens are exclusive: each open bumps the region's epoch, and page I/O must
@@ -87,6 +93,40 @@ void ms_region_write_page(struct ms_region *r, uint64_t page, const void *src, u
 /* Between io_begin and io_end: sets bit i of bitmap (LSB first) for each page
  * first + i (i < n) that holds data. Returns 0 or -ERANGE. */
 int ms_region_written_map(struct ms_region *r, uint64_t first, uint32_t n, uint8_t *bitmap);
+
+/*
+ * A lease: someone outside the store (an RDMA connection) exposes the
+ * region's memory, and must stop when the region is fenced or deleted.
+ * expose(l, data, data_len, sums, sums_len) is given the page array and the
+ * checksum array (le64 per page) to register, and revoke(l) undoes it; both
+ * run with the region's lock held exclusively (so no fence can slip between
+ * the epoch check and the exposure), revoke exactly once for each successful
+ * expose, from whichever thread fences, deletes or drops. Neither may call
+ * back into the store. The lease's memory is its holder's and must stay
+ * valid until ms_region_lease_drop returns.
+ */
+struct ms_region_lease {
+	int (*expose)(struct ms_region_lease *l, void *data, size_t data_len, void *sums,
+		      size_t sums_len);
+	void (*revoke)(struct ms_region_lease *l);
+	struct ms_region_lease *next;	/* the store's */
+	bool revoked;			/* under the region lock */
+};
+
+/*
+ * For the holder of epoch (the caller's open): exposes the region through
+ * l->expose and, if that succeeds, keeps l until it is revoked. The region
+ * is then pinned (all of it counts as resident). Returns 0, -ESTALE (fenced
+ * meanwhile), -ENOENT (deleted) or expose's -errno. Takes the region lock
+ * exclusively: not between io_begin and io_end.
+ */
+int ms_region_lease_add(struct ms_region *r, uint64_t epoch, struct ms_region_lease *l);
+
+/* Removes l, revoking it unless that already happened. Takes the region
+ * lock exclusively. */
+void ms_region_lease_drop(struct ms_region *r, struct ms_region_lease *l);
+
+uint64_t ms_region_size(const struct ms_region *r);
 
 /* Test hook: flips one bit of a stored page so its checksum no longer matches.
  * Returns 0, -ENOENT, -ERANGE, or -ENODATA for a never-written page. */

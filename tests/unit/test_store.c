@@ -1,7 +1,7 @@
 /*
  * Unit tests of memserver/store.c: capacity reservation, region lifecycle,
- * tokens, epochs and fencing, page I/O with checksums, the corruption hook and
- * resident accounting.
+ * tokens, epochs and fencing, page I/O with checksums, the corruption hook,
+ * resident accounting and leases (RDMA registrations) revoked by fencing.
  */
 #include <check.h>
 #include <errno.h>
@@ -346,6 +346,79 @@ END_TEST
 
 /* Regions still in the table and still referenced by nobody are freed by
  * ms_store_destroy (the sanitizer build checks for leaks). */
+struct test_lease {
+	struct ms_region_lease l;
+	unsigned revoked;
+	void *data;
+	uint64_t *sums;
+	size_t data_len;
+};
+
+static int test_expose(struct ms_region_lease *l, void *data, size_t data_len, void *sums,
+		       size_t sums_len)
+{
+	struct test_lease *t = (struct test_lease *)l;
+
+	ck_assert_uint_eq(sums_len, data_len / MS_PAGE_SIZE * 8);
+	t->data = data;
+	t->sums = sums;
+	t->data_len = data_len;
+	return 0;
+}
+
+static void test_revoke(struct ms_region_lease *l)
+{
+	((struct test_lease *)l)->revoked++;
+}
+
+START_TEST(leases_revoked_by_fence_and_delete)
+{
+	uint8_t tok[MS_TOKEN_LEN];
+	struct ms_region *r1, *r2;
+	struct test_lease a = { .l.expose = test_expose, .l.revoke = test_revoke };
+	struct test_lease b = a;
+	uint64_t e1, e2, size;
+	struct ms_stat s;
+
+	ck_assert_int_eq(ms_store_region_create(st, 7, 4 * MiB, tok), 0);
+	ck_assert_int_eq(ms_store_region_open(st, 7, tok, &r1, &e1, &size), 0);
+	ck_assert_int_eq(ms_region_io_begin(r1, e1), 0);
+	put_page(r1, 3, 9);
+	ms_region_io_end(r1);
+	ck_assert_int_eq(ms_region_lease_add(r1, e1, &a.l), 0);
+	ck_assert_ptr_nonnull(a.data);
+	ck_assert_uint_eq(a.data_len, 4 * MiB);
+	/* The stored sum of a written page is where an RDMA reader finds it,
+	 * never 0; an unwritten page's is 0. */
+	ck_assert_uint_ne(a.sums[3], 0);
+	ck_assert_uint_eq(a.sums[4], 0);
+	stat_of(&s);
+	ck_assert_uint_eq(s.resident, 4 * MiB);	/* pinned: all of it */
+
+	/* A newer open revokes it, once; the fenced epoch cannot take one. */
+	ck_assert_int_eq(ms_store_region_open(st, 7, tok, &r2, &e2, &size), 0);
+	ck_assert_uint_eq(a.revoked, 1);
+	ck_assert_int_eq(ms_region_lease_add(r1, e1, &b.l), -ESTALE);
+	ms_region_lease_drop(r1, &a.l);
+	ck_assert_uint_eq(a.revoked, 1);
+
+	/* Dropping a live lease revokes it; delete revokes the rest. */
+	ck_assert_int_eq(ms_region_lease_add(r2, e2, &b.l), 0);
+	ms_region_lease_drop(r2, &b.l);
+	ck_assert_uint_eq(b.revoked, 1);
+	ck_assert_int_eq(ms_region_lease_add(r2, e2, &b.l), 0);
+	ck_assert_int_eq(ms_store_region_delete(st, 7, tok), 0);
+	ck_assert_uint_eq(b.revoked, 2);
+	ms_region_lease_drop(r2, &b.l);
+	ck_assert_uint_eq(b.revoked, 2);
+	ck_assert_int_eq(ms_region_lease_add(r2, e2, &a.l), -ENOENT);
+	stat_of(&s);
+	ck_assert_uint_eq(s.resident, 0);
+	ms_region_put(r1);
+	ms_region_put(r2);
+}
+END_TEST
+
 START_TEST(destroy_frees_regions)
 {
 	uint8_t t[MS_TOKEN_LEN];
@@ -378,6 +451,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, page_io_round_trip);
 	tcase_add_test(tc, corruption_detected);
 	tcase_add_test(tc, resident_accounting);
+	tcase_add_test(tc, leases_revoked_by_fence_and_delete);
 	tcase_add_test(tc, destroy_frees_regions);
 	suite_add_tcase(s, tc);
 	return s;
