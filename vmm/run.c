@@ -232,6 +232,12 @@ int vmm_run(const struct vmm_config *cfg_in)
 	}
 out_vm:
 	vmm_devices_fini(vm);
+	if (vm->device_stuck) {
+		fprintf(stderr, "vmm: %s: a device thread stays blocked on guest memory; exiting "
+			"without stopping it\n", cfg.name);
+		fflush(NULL);
+		_exit(status);	/* as for a stuck vCPU: guest RAM stays registered */
+	}
 	vmm_vm_destroy(vm);
 	vmm_mem_destroy(&vm->mem);
 out_free:

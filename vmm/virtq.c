@@ -39,9 +39,13 @@ struct walk {
 	uint64_t total;
 };
 
-static int set_broken(struct vmm_virtq *vq)
+/* The driver broke a rule: the queue stops for good (until a reset), and
+ * why is kept for the device's warning. The first reason stays: later calls
+ * return -EIO before they could break anything again. */
+static int set_broken(struct vmm_virtq *vq, const char *why)
 {
 	vq->broken = true;
+	vq->broken_reason = why;
 	return -EIO;
 }
 
@@ -88,6 +92,11 @@ void vmm_virtq_reset(struct vmm_virtq *vq)
 bool vmm_virtq_broken(const struct vmm_virtq *vq)
 {
 	return vq->broken;
+}
+
+const char *vmm_virtq_broken_reason(const struct vmm_virtq *vq)
+{
+	return vq->broken ? vq->broken_reason : NULL;
 }
 
 bool vmm_virtq_enabled(const struct vmm_virtq *vq)
@@ -177,9 +186,9 @@ int vmm_virtq_set_indices(struct vmm_virtq *vq, uint16_t last_avail, uint16_t us
 
 /* ------------------------------------------------------ taking chains */
 
-/* How many avail entries wait to be taken (0..size), or -EIO when the
- * driver published more than size. avail->idx is re-loaded (acquire) only
- * once everything seen before has been taken. */
+/* How many avail entries wait to be taken (0..size), or -EIO (broken) when
+ * the driver published more than size. avail->idx is re-loaded (acquire)
+ * only once everything seen before has been taken. */
 static int avail_pending(struct vmm_virtq *vq)
 {
 	uint16_t idx, n;
@@ -189,12 +198,13 @@ static int avail_pending(struct vmm_virtq *vq)
 	idx = load16(&vq->avail->idx, __ATOMIC_ACQUIRE);
 	n = (uint16_t)(idx - vq->last_avail);
 	if (n > vq->size)
-		return set_broken(vq);
+		return set_broken(vq, "avail index more than the queue size ahead");
 	vq->shadow_avail = idx;
 	return n;
 }
 
-/* Appends the buffer d describes to the chain (zero-length: skipped). */
+/* Appends the buffer d describes to the chain (zero-length: skipped).
+ * Returns 0, or -EIO with the queue broken (as do the walks below). */
 static int add_buffer(struct vmm_virtq *vq, struct walk *w, const struct desc *d)
 {
 	struct vmm_virtq_chain *c = w->chain;
@@ -205,15 +215,15 @@ static int add_buffer(struct vmm_virtq *vq, struct walk *w, const struct desc *d
 	if (d->len == 0)
 		return 0;
 	if (!writable && c->nin)
-		return -EIO;		/* readable after writable */
+		return set_broken(vq, "readable buffer after a writable one");
 	if (n >= w->max)
-		return -EIO;
+		return set_broken(vq, "more buffers in a chain than the device takes");
 	w->total += d->len;
 	if (w->total > UINT32_MAX)
-		return -EIO;
+		return set_broken(vq, "chain of 4 GiB or more");
 	hva = vq->gpa_to_hva(vq->ctx, d->addr, d->len);
 	if (!hva)
-		return -EIO;
+		return set_broken(vq, "buffer not in guest RAM");
 	w->iov[n].iov_base = hva;
 	w->iov[n].iov_len = d->len;
 	if (writable) {
@@ -235,21 +245,26 @@ static int walk_indirect(struct vmm_virtq *vq, struct walk *w, const struct desc
 	struct desc e;
 	int r;
 
-	if (!vq->indirect || (d->flags & VIRTQ_DESC_F_NEXT) || d->len == 0 ||
-	    d->len % sizeof(struct vmm_virtq_desc))
-		return -EIO;
+	if (!vq->indirect)
+		return set_broken(vq, "indirect descriptor not negotiated");
+	if (d->flags & VIRTQ_DESC_F_NEXT)
+		return set_broken(vq, "indirect descriptor with NEXT");
+	if (d->len == 0 || d->len % sizeof(struct vmm_virtq_desc))
+		return set_broken(vq, "indirect table length not a positive multiple of 16");
 	n = d->len / sizeof(struct vmm_virtq_desc);
 	if (n > VMM_VIRTQ_MAX_SIZE)
-		return -EIO;
+		return set_broken(vq, "indirect table longer than 32768 entries");
 	table = vq->gpa_to_hva(vq->ctx, d->addr, d->len);
 	if (!table)
-		return -EIO;
+		return set_broken(vq, "indirect table not in guest RAM");
 	for (;;) {
-		if (i >= n || ++seen > n)
-			return -EIO;	/* out of the table, or a loop */
+		if (i >= n)
+			return set_broken(vq, "next index beyond the indirect table");
+		if (++seen > n)
+			return set_broken(vq, "loop in an indirect table");
 		desc_load(table + (size_t)i * sizeof(struct vmm_virtq_desc), &e);
 		if (e.flags & VIRTQ_DESC_F_INDIRECT)
-			return -EIO;	/* nested */
+			return set_broken(vq, "nested indirect table");
 		r = add_buffer(vq, w, &e);
 		if (r)
 			return r;
@@ -267,8 +282,11 @@ static int walk_chain(struct vmm_virtq *vq, struct walk *w, uint16_t head)
 	int r;
 
 	for (;;) {
-		if (i >= vq->size || ++seen > vq->size)
-			return -EIO;	/* out of the table, or a loop */
+		if (i >= vq->size)
+			return set_broken(vq, !seen ? "head index beyond the queue size"
+						       : "next index beyond the queue size");
+		if (++seen > vq->size)
+			return set_broken(vq, "loop in a descriptor chain");
 		desc_load((const uint8_t *)&vq->desc[i], &d);
 		if (d.flags & VIRTQ_DESC_F_INDIRECT)
 			return walk_indirect(vq, w, &d);
@@ -303,7 +321,7 @@ int vmm_virtq_pop(struct vmm_virtq *vq, struct iovec *iov, unsigned max,
 	memset(chain, 0, sizeof(*chain));
 	chain->head = head;
 	if (walk_chain(vq, &w, head))
-		return set_broken(vq);
+		return -EIO;	/* broken, with the reason the walk found */
 	return 1;
 }
 

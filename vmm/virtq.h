@@ -12,7 +12,8 @@
  * Each guest value is loaded once into a local and checked there; a driver
  * that breaks the rules (an index out of range, a loop, a buffer outside RAM,
  * ...) makes the queue *broken*: a sticky state in which every call does
- * nothing, until vmm_virtq_reset(). The device then sets DEVICE_NEEDS_RESET.
+ * nothing, until vmm_virtq_reset(). The device then sets DEVICE_NEEDS_RESET,
+ * saying why (vmm_virtq_broken_reason()).
  *
  * Threads and locking: a queue is used by one thread at a time (the
  * device's queue thread, or the vCPU thread that handles its notification
@@ -126,6 +127,7 @@ struct vmm_virtq_chain {
 struct vmm_virtq {
 	void *(*gpa_to_hva)(void *ctx, uint64_t gpa, uint64_t len);
 	void *ctx;
+	const char *broken_reason;	/* static; set with broken */
 	bool enabled;
 	bool broken;
 	bool event_idx;
@@ -176,6 +178,10 @@ void vmm_virtq_reset(struct vmm_virtq *vq);
 
 /* True once the driver broke the rules; sticky until vmm_virtq_reset(). */
 bool vmm_virtq_broken(const struct vmm_virtq *vq);
+/* Which rule the driver broke first, as a short static phrase for a log line
+ * ("loop in a descriptor chain", "buffer not in guest RAM", ...); NULL while
+ * the queue is not broken. */
+const char *vmm_virtq_broken_reason(const struct vmm_virtq *vq);
 bool vmm_virtq_enabled(const struct vmm_virtq *vq);
 /* The queue's size while enabled (at most that many chains are ever out). */
 unsigned vmm_virtq_size(const struct vmm_virtq *vq);

@@ -242,6 +242,10 @@ struct vmm {
 	/* A device's init failed and it already printed the one-line error
 	 * (bad --disk or --net): vmm_devices_init adds nothing. */
 	bool init_error_reported;
+	/* A device's back-end thread did not stop at teardown (blocked on a
+	 * guest page nobody serves): guest RAM must not be unregistered under
+	 * it (it would read zeros and could write them to a disk). */
+	bool device_stuck;
 };
 
 /* Opens /dev/kvm, creates the VM (irqchip, PIT, TSS) and its memory slots

@@ -6,18 +6,26 @@
  * decisions, notification suppression with the enable-then-recheck race, and
  * a driver thread and a device thread exchanging chains with both kinds of
  * suppression and no lost wake-up. Every rule a driver can break is in
- * test_vmm_virtq_broken.c.
+ * test_vmm_virtq_broken.c. Also the thread helper the queues' back-ends run
+ * on (struct vmm_virtio_worker, vmm/devices/virtio_pci.h): signals blocked,
+ * named, stopped and restarted, and a thread that will not stop is left
+ * behind after a bounded wait instead of hanging the caller.
  */
 #include <check.h>
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/unit/virtq_harness.h"
+#include "vmm/devices/virtio_pci.h"
 #include "vmm/virtq.h"
 
 /* -------------------------------------------------- round trips */
@@ -47,6 +55,7 @@ START_TEST(direct_chains)
 	expect_used(hc, 64);
 	ck_assert(!drv_get_used(&id, &len));
 	ck_assert(!vmm_virtq_broken(&vq));
+	ck_assert_ptr_null(vmm_virtq_broken_reason(&vq));
 	ck_assert_uint_eq(xl_refused, 0);
 }
 END_TEST
@@ -471,11 +480,104 @@ START_TEST(stress_two_threads)
 }
 END_TEST
 
+/* ------------------------------------------------ the back-end's thread */
+
+static struct vmm_virtio_worker wk;
+static unsigned wk_runs, wk_ends;
+static bool wk_arg_ok, wk_masked, wk_named;
+static sem_t wk_started, wk_release;
+
+/* A well-behaved run(): notes how it started, then waits for the stop fd. */
+static void wk_polite(void *arg)
+{
+	struct pollfd p = { .fd = vmm_virtio_worker_stop_fd(&wk), .events = POLLIN };
+	char name[16] = "";
+	sigset_t mask;
+
+	wk_arg_ok = arg == &wk;
+	pthread_sigmask(SIG_BLOCK, NULL, &mask);
+	wk_masked = sigismember(&mask, SIGTERM) && sigismember(&mask, SIGUSR1) &&
+		    sigismember(&mask, SIGINT);
+	pthread_getname_np(pthread_self(), name, sizeof(name));
+	wk_named = strcmp(name, "virtio-test") == 0;
+	__atomic_add_fetch(&wk_runs, 1, __ATOMIC_SEQ_CST);
+	sem_post(&wk_started);
+	while (poll(&p, 1, -1) < 0)
+		;
+	__atomic_add_fetch(&wk_ends, 1, __ATOMIC_SEQ_CST);
+}
+
+/* A run() stuck elsewhere (as on a page nobody serves): ignores the stop fd. */
+static void wk_stuck(void *arg)
+{
+	(void)arg;
+	sem_post(&wk_started);
+	while (sem_wait(&wk_release) < 0)
+		;
+	__atomic_add_fetch(&wk_ends, 1, __ATOMIC_SEQ_CST);
+}
+
+START_TEST(worker_start_stop)
+{
+	sigset_t usr1;
+
+	/* The caller's mask is not what the thread gets. */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
+	ck_assert_int_eq(sem_init(&wk_started, 0, 0), 0);
+	ck_assert_int_eq(vmm_virtio_worker_init(&wk, "virtio-test", "unit", wk_polite, &wk), 0);
+	ck_assert_int_eq(vmm_virtio_worker_stop(&wk, -1), 0);	/* not running: nothing */
+	for (unsigned round = 1; round <= 2; round++) {
+		ck_assert_int_eq(vmm_virtio_worker_start(&wk), 0);
+		ck_assert_int_eq(vmm_virtio_worker_start(&wk), -EBUSY);
+		sem_wait(&wk_started);
+		ck_assert(wk_arg_ok);
+		ck_assert(wk_masked);
+		ck_assert(wk_named);
+		/* The stop fd was cleared after the last stop: it waits. */
+		usleep(20000);
+		ck_assert_uint_eq(__atomic_load_n(&wk_ends, __ATOMIC_SEQ_CST), round - 1);
+		ck_assert_int_eq(vmm_virtio_worker_stop(&wk, round == 1 ? -1 : 5000), 0);
+		ck_assert_uint_eq(wk_ends, round);
+	}
+	ck_assert_uint_eq(wk_runs, 2);
+	vmm_virtio_worker_fini(&wk);
+	ck_assert_int_eq(vmm_virtio_worker_stop_fd(&wk), -1);
+}
+END_TEST
+
+START_TEST(worker_stuck_left)
+{
+	int fd;
+
+	ck_assert_int_eq(sem_init(&wk_started, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&wk_release, 0, 0), 0);
+	ck_assert_int_eq(vmm_virtio_worker_init(&wk, "virtio-test", "stuck", wk_stuck, &wk), 0);
+	fd = vmm_virtio_worker_stop_fd(&wk);
+	ck_assert_int_eq(vmm_virtio_worker_start(&wk), 0);
+	sem_wait(&wk_started);
+	ck_assert_int_eq(vmm_virtio_worker_stop(&wk, 100), -ETIMEDOUT);
+	/* Left behind for good: no restart, its stop fd stays open. */
+	ck_assert_int_eq(vmm_virtio_worker_start(&wk), -EBUSY);
+	ck_assert_int_eq(vmm_virtio_worker_stop(&wk, 100), 0);
+	vmm_virtio_worker_fini(&wk);
+	ck_assert_int_ge(fcntl(fd, F_GETFD), 0);
+	ck_assert_int_eq(vmm_virtio_worker_stop_fd(&wk), fd);
+	/* Once unblocked it ends on its own (detached: nothing joins it). */
+	sem_post(&wk_release);
+	for (int i = 0; i < 500 && !__atomic_load_n(&wk_ends, __ATOMIC_SEQ_CST); i++)
+		usleep(10000);
+	ck_assert_uint_eq(wk_ends, 1);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("vmm_virtq");
 	TCase *rt = virtq_tcase("round_trips"), *cf = virtq_tcase("config"),
-	      *nt = virtq_tcase("notify"), *st = virtq_tcase("threads");
+	      *nt = virtq_tcase("notify"), *st = virtq_tcase("threads"),
+	      *wt = tcase_create("worker");
 	SRunner *sr;
 	int failed;
 
@@ -493,10 +595,14 @@ int main(void)
 	tcase_add_test(nt, notify_event_idx_race);
 	tcase_add_loop_test(st, stress_two_threads, 0, 2);
 	tcase_set_timeout(st, 60);
+	tcase_add_test(wt, worker_start_stop);
+	tcase_add_test(wt, worker_stuck_left);
+	tcase_set_timeout(wt, 10);
 	suite_add_tcase(s, rt);
 	suite_add_tcase(s, cf);
 	suite_add_tcase(s, nt);
 	suite_add_tcase(s, st);
+	suite_add_tcase(s, wt);
 	sr = srunner_create(s);
 	srunner_set_fork_status(sr, CK_FORK);
 	srunner_run_all(sr, CK_NORMAL);

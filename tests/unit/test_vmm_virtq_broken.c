@@ -6,9 +6,10 @@
  * buffers than iovecs, avail->idx jumping ahead or moving back, nested or
  * unnegotiated indirect tables, tables of a forbidden length, buffers and
  * tables not wholly in RAM, and a chain of more than UINT32_MAX bytes in all.
- * Each makes the queue broken for good, and nothing outside RAM is ever asked
- * for or read; only a reset brings the queue back, while device bugs (bad
- * pushes) are refused without breaking it.
+ * Each makes the queue broken for good, with a reason that names the rule
+ * broken (vmm_virtq_broken_reason), and nothing outside RAM is ever asked
+ * for or read; only a reset brings the queue back (and clears the reason),
+ * while device bugs (bad pushes) are refused without breaking it.
  */
 #include <check.h>
 #include <endian.h>
@@ -24,12 +25,15 @@
 /* --------------------------------------------------- broken queues */
 
 /* The queue is broken and stays so: a good chain published afterwards is
- * not taken, and nothing else does anything. */
+ * not taken, nothing else does anything, and the reason stays the first. */
 static void assert_broken(void)
 {
 	struct seg good[] = { { 8, false, 0 } };
+	const char *why = vmm_virtq_broken_reason(&vq);
 
 	ck_assert(vmm_virtq_broken(&vq));
+	ck_assert_ptr_nonnull(why);
+	ck_assert_uint_gt(strlen(why), 8);
 	drv.next_desc = 0;
 	drv_add_direct(good, 1);
 	ck_assert_int_eq(vmm_virtq_pop(&vq, iov, NIOV, &ch), -EIO);
@@ -39,12 +43,24 @@ static void assert_broken(void)
 	ck_assert_int_eq(vmm_virtq_set_indices(&vq, 0, 0), -EIO);
 	ck_assert_int_eq(vmm_virtq_enable(&vq, &drv.cfg), -EIO);
 	ck_assert_uint_eq(le16toh(drv.used->idx), 0);
+	ck_assert_ptr_eq(vmm_virtq_broken_reason(&vq), why);
 }
 
-/* Pops, expecting the queue to break; only in-RAM ranges were asked for. */
-static void pop_breaks(void)
+/* The queue broke for the reason that contains want. */
+static void assert_reason(const char *want)
+{
+	const char *why = vmm_virtq_broken_reason(&vq);
+
+	ck_assert_msg(why && strstr(why, want), "reason \"%s\", expected one with \"%s\"",
+		      why ? why : "(none)", want);
+}
+
+/* Pops, expecting the queue to break for a reason with want in it; only
+ * in-RAM ranges were asked for. */
+static void pop_breaks(const char *want)
 {
 	ck_assert_int_eq(vmm_virtq_pop(&vq, iov, NIOV, &ch), -EIO);
+	assert_reason(want);
 	assert_broken();
 	ck_assert_uint_eq(xl_refused, 0);
 }
@@ -154,20 +170,23 @@ static const struct {
 	void (*lay)(void);
 	uint64_t features;
 	unsigned max;		/* iovec room; 0: NIOV */
+	const char *reason;	/* part of what vmm_virtq_broken_reason() says */
 } breakers[] = {
-	{ "head index >= size", bad_head_index, 0, 0 },
-	{ "next index >= size", bad_next_index, 0, 0 },
-	{ "zero-length loop", bad_loop, 0, 0 },
-	{ "self loop, room for more", bad_self_loop, 0, 64 },
-	{ "loop in a table", bad_indirect_loop, F_INDIRECT, 0 },
-	{ "next index out of the table", bad_indirect_next_index, F_INDIRECT, 0 },
-	{ "readable after writable", bad_order, 0, 0 },
-	{ "readable after writable, indirect", bad_order_indirect, F_INDIRECT, 0 },
-	{ "more buffers than iovecs", bad_too_many, 0, 0 },
-	{ "avail idx size + 1 ahead", bad_avail_jump, 0, 0 },
-	{ "avail idx backwards", bad_avail_back, 0, 0 },
-	{ "nested indirect", bad_nested_indirect, F_INDIRECT, 0 },
-	{ "indirect not negotiated", bad_indirect_unnegotiated, 0, 0 },
+	{ "head index >= size", bad_head_index, 0, 0, "head index beyond the queue" },
+	{ "next index >= size", bad_next_index, 0, 0, "next index beyond the queue" },
+	{ "zero-length loop", bad_loop, 0, 0, "loop in a descriptor chain" },
+	{ "self loop, room for more", bad_self_loop, 0, 64, "loop in a descriptor chain" },
+	{ "loop in a table", bad_indirect_loop, F_INDIRECT, 0, "loop in an indirect table" },
+	{ "next index out of the table", bad_indirect_next_index, F_INDIRECT, 0,
+	  "next index beyond the indirect table" },
+	{ "readable after writable", bad_order, 0, 0, "readable buffer after a writable" },
+	{ "readable after writable, indirect", bad_order_indirect, F_INDIRECT, 0,
+	  "readable buffer after a writable" },
+	{ "more buffers than iovecs", bad_too_many, 0, 0, "more buffers" },
+	{ "avail idx size + 1 ahead", bad_avail_jump, 0, 0, "avail index" },
+	{ "avail idx backwards", bad_avail_back, 0, 0, "avail index" },
+	{ "nested indirect", bad_nested_indirect, F_INDIRECT, 0, "nested indirect" },
+	{ "indirect not negotiated", bad_indirect_unnegotiated, 0, 0, "not negotiated" },
 };
 
 START_TEST(broken_chain)
@@ -177,8 +196,10 @@ START_TEST(broken_chain)
 
 	drv_enable(32, breakers[_i].features);
 	breakers[_i].lay();
+	ck_assert_ptr_null(vmm_virtq_broken_reason(&vq));
 	ck_assert_msg(vmm_virtq_pop(&vq, max > NIOV ? many : iov, max, &ch) == -EIO,
 		      "%s: not broken", breakers[_i].name);
+	assert_reason(breakers[_i].reason);
 	assert_broken();
 	ck_assert_uint_eq(xl_refused, 0);
 }
@@ -206,6 +227,7 @@ START_TEST(broken_buffer_outside_ram)
 	ck_assert_uint_eq(xl_refused, 1);
 	ck_assert_uint_eq(xl_bad_gpa, outside[_i].gpa);
 	ck_assert_uint_eq(xl_bad_len, outside[_i].len);
+	assert_reason("buffer not in guest RAM");
 	assert_broken();
 	ck_assert_uint_eq(xl_refused, 1);
 }
@@ -219,6 +241,7 @@ START_TEST(broken_indirect_outside_ram)
 	ck_assert_uint_eq(xl_refused, 1);
 	ck_assert_uint_eq(xl_bad_gpa, outside[_i].gpa);
 	ck_assert_uint_eq(xl_bad_len, 16);
+	assert_reason("indirect table not in guest RAM");
 	assert_broken();
 }
 END_TEST
@@ -246,6 +269,7 @@ START_TEST(broken_total_length)
 	t[N - 1].len = htole32(LEN);
 	drv_raw(1, table, 16 * N, VIRTQ_DESC_F_INDIRECT, 0);
 	ck_assert_int_eq(vmm_virtq_pop(&vq, big, N, &ch), -EIO);
+	assert_reason("4 GiB");
 	assert_broken();
 	ck_assert_uint_eq(xl_refused, 0);
 }
@@ -256,12 +280,13 @@ END_TEST
 static const struct {
 	uint32_t len;
 	uint16_t flags;
+	const char *reason;
 } bad_indirect[] = {
-	{ 0, VIRTQ_DESC_F_INDIRECT },
-	{ 24, VIRTQ_DESC_F_INDIRECT },
-	{ 15, VIRTQ_DESC_F_INDIRECT },
-	{ 16 * (VMM_VIRTQ_MAX_SIZE + 1), VIRTQ_DESC_F_INDIRECT },
-	{ 16, VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_NEXT },
+	{ 0, VIRTQ_DESC_F_INDIRECT, "multiple of 16" },
+	{ 24, VIRTQ_DESC_F_INDIRECT, "multiple of 16" },
+	{ 15, VIRTQ_DESC_F_INDIRECT, "multiple of 16" },
+	{ 16 * (VMM_VIRTQ_MAX_SIZE + 1), VIRTQ_DESC_F_INDIRECT, "longer than" },
+	{ 16, VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_NEXT, "with NEXT" },
 };
 
 START_TEST(broken_indirect_table)
@@ -273,7 +298,7 @@ START_TEST(broken_indirect_table)
 	set_desc(hva_of(t), 0, drv_alloc(8), 8, 0, 0);
 	set_desc(drv.desc, 1, drv_alloc(8), 8, 0, 0);
 	drv_raw(0, t, bad_indirect[_i].len, bad_indirect[_i].flags, 1);
-	pop_breaks();
+	pop_breaks(bad_indirect[_i].reason);
 }
 END_TEST
 
@@ -290,10 +315,13 @@ START_TEST(reset_recovers)
 	ck_assert_int_eq(vmm_virtq_push(&vq, 0, 8), 0);
 	ck_assert_int_eq(vmm_virtq_push(&vq, 0, 8), -EINVAL);	/* pushed twice */
 	ck_assert(!vmm_virtq_broken(&vq));
+	ck_assert_ptr_null(vmm_virtq_broken_reason(&vq));
 	drv_publish(99);
 	ck_assert_int_eq(vmm_virtq_pop(&vq, iov, NIOV, &ch), -EIO);
+	assert_reason("head index");
 	vmm_virtq_reset(&vq);
 	ck_assert(!vmm_virtq_broken(&vq));
+	ck_assert_ptr_null(vmm_virtq_broken_reason(&vq));
 	ck_assert(!vmm_virtq_enabled(&vq));
 	ck_assert_int_eq(vmm_virtq_pop(&vq, iov, NIOV, &ch), 0);
 	ck_assert_int_eq(vmm_virtq_push(&vq, 0, 0), -EINVAL);
@@ -302,6 +330,10 @@ START_TEST(reset_recovers)
 	pop_expect(drv_add_direct(a, 1), a, 1);
 	ck_assert_int_eq(vmm_virtq_push(&vq, 0, 8), 0);
 	ck_assert_uint_eq(le16toh(drv.used->idx), 1);
+	/* Broken again, for another reason: that one is reported. */
+	drv_raw(1, RAM_BASE, 0, VIRTQ_DESC_F_NEXT, 1);
+	ck_assert_int_eq(vmm_virtq_pop(&vq, iov, NIOV, &ch), -EIO);
+	assert_reason("loop in a descriptor chain");
 }
 END_TEST
 

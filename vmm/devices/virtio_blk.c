@@ -17,13 +17,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -56,9 +53,7 @@ struct blk {
 	bool ro;
 	uint64_t sectors;
 	char id[20];
-	pthread_t thread;
-	int stop_fd;
-	bool running;
+	struct vmm_virtio_worker worker;
 };
 
 static void blk_cfg_read(void *dev, unsigned off, uint8_t *data, unsigned len)
@@ -201,31 +196,28 @@ static bool blk_drain(struct blk *b, struct vmm_virtq *vq)
 		}
 		vmm_virtio_used(b->vio, 0);
 		if (rc < 0) {
-			vmm_virtio_needs_reset(b->vio, "request queue broken");
+			vmm_virtio_needs_reset(b->vio, 0, "request");
 			return false;
 		}
 	} while (vmm_virtq_enable_notify(vq));
 	return true;
 }
 
-static void *blk_thread(void *arg)
+/* The device's thread (its worker's run): drains the queue on each kick
+ * until the worker's stop fd says stop. */
+static void blk_thread(void *arg)
 {
 	struct blk *b = arg;
 	struct vmm_virtq *vq = vmm_virtio_queue(b->vio, 0);
 	int kick = vmm_virtio_kick_fd(b->vio, 0), ep = epoll_create1(EPOLL_CLOEXEC);
+	int stop = vmm_virtio_worker_stop_fd(&b->worker);
 	struct epoll_event ev = { .events = EPOLLIN };
 	bool live = true;
-	sigset_t all;
-	char name[16];
 
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	snprintf(name, sizeof(name), "virtio-blk");
-	pthread_setname_np(pthread_self(), name);
 	ev.data.fd = kick;
 	epoll_ctl(ep, EPOLL_CTL_ADD, kick, &ev);
-	ev.data.fd = b->stop_fd;
-	epoll_ctl(ep, EPOLL_CTL_ADD, b->stop_fd, &ev);
+	ev.data.fd = stop;
+	epoll_ctl(ep, EPOLL_CTL_ADD, stop, &ev);
 	for (;;) {
 		uint64_t v;
 
@@ -233,41 +225,27 @@ static void *blk_thread(void *arg)
 			live = blk_drain(b, vq);
 		if (epoll_wait(ep, &ev, 1, -1) < 0 && errno != EINTR)
 			break;
-		if (read(b->stop_fd, &v, sizeof(v)) > 0)
+		if (read(stop, &v, sizeof(v)) > 0)
 			break;
 		while (read(kick, &v, sizeof(v)) > 0)
 			;
 	}
 	close(ep);
-	return NULL;
 }
 
 static int blk_start(void *dev, uint64_t features)
 {
 	struct blk *b = dev;
-	int rc;
 
 	(void)features;
-	rc = -pthread_create(&b->thread, NULL, blk_thread, b);
-	if (!rc)
-		b->running = true;
-	return rc;
+	return vmm_virtio_worker_start(&b->worker);
 }
 
-static void blk_stop(void *dev)
+static int blk_stop(void *dev, int timeout_ms)
 {
 	struct blk *b = dev;
-	static const uint64_t one = 1;
-	uint64_t v;
 
-	if (!b->running)
-		return;
-	if (write(b->stop_fd, &one, sizeof(one)) < 0)
-		log_err("virtio-blk: cannot stop its thread: %s", strerror(errno));
-	pthread_join(b->thread, NULL);
-	b->running = false;
-	while (read(b->stop_fd, &v, sizeof(v)) > 0)
-		;
+	return vmm_virtio_worker_stop(&b->worker, timeout_ms);
 }
 
 static const struct vmm_virtio_ops blk_ops = {
@@ -282,13 +260,15 @@ static const struct vmm_virtio_ops blk_ops = {
 	.stop = blk_stop,
 };
 
-static void blk_free(struct blk *b)
+static void blk_free(void *dev)
 {
-	vmm_virtio_destroy(b->vio);
+	struct blk *b = dev;
+
+	if (vmm_virtio_destroy(b->vio))
+		return;		/* its thread still runs, on b and b->fd */
 	if (b->fd >= 0)
 		close(b->fd);
-	if (b->stop_fd >= 0)
-		close(b->stop_fd);
+	vmm_virtio_worker_fini(&b->worker);
 	free(b);
 }
 
@@ -315,58 +295,45 @@ static int blk_open(struct blk *b, const struct vmm_disk_config *d)
 	return 0;
 }
 
-/* One virtio-blk device per --disk, in the order given. */
-struct blk_set {
-	unsigned n;
-	struct blk *disk[VMM_MAX_DISKS];
-};
-
-static void blk_set_fini(void *state)
+/* The device for --disk number i. */
+static int blk_create(struct vmm *vm, unsigned i, void **dev)
 {
-	struct blk_set *s = state;
+	const struct vmm_disk_config *d = &vm->cfg->disks[i];
+	struct blk *b = calloc(1, sizeof(*b));
+	int rc;
 
-	for (unsigned i = 0; i < s->n; i++)
-		blk_free(s->disk[i]);
-	free(s);
-}
-
-static int blk_set_init(struct vmm *vm, void **state)
-{
-	struct blk_set *s = calloc(1, sizeof(*s));
-	int rc = 0;
-
-	if (!s)
+	if (!b)
 		return -ENOMEM;
-	for (unsigned i = 0; i < vm->cfg->ndisks && !rc; i++) {
-		struct blk *b = calloc(1, sizeof(*b));
-
-		if (!b) {
-			rc = -ENOMEM;
-			break;
-		}
-		b->vm = vm;
-		b->fd = -1;
-		b->ro = vm->cfg->disks[i].ro;
-		b->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		s->disk[s->n++] = b;
-		rc = b->stop_fd < 0 ? -errno : blk_open(b, &vm->cfg->disks[i]);
-		vm->init_error_reported = rc && b->stop_fd >= 0;	/* blk_open said why */
-		if (!rc)
-			rc = vmm_virtio_create(vm, &blk_ops, b,
-					       1ull << BLK_F_SEG_MAX | 1ull << BLK_F_BLK_SIZE |
-					       1ull << BLK_F_FLUSH | (b->ro ? 1ull << BLK_F_RO : 0),
-					       &b->vio);
+	b->vm = vm;
+	b->fd = -1;
+	b->path = d->path;
+	b->ro = d->ro;
+	rc = vmm_virtio_worker_init(&b->worker, "virtio-blk", b->path, blk_thread, b);
+	if (!rc) {
+		rc = blk_open(b, d);
+		vm->init_error_reported = rc != 0;	/* blk_open said why */
 	}
+	if (!rc)
+		rc = vmm_virtio_create(vm, &blk_ops, b,
+				       1ull << BLK_F_SEG_MAX | 1ull << BLK_F_BLK_SIZE |
+				       1ull << BLK_F_FLUSH | (b->ro ? 1ull << BLK_F_RO : 0),
+				       &b->vio);
 	if (rc) {
-		blk_set_fini(s);
+		blk_free(b);
 		return rc;
 	}
-	*state = s;
+	*dev = b;
 	return 0;
+}
+
+/* One virtio-blk device per --disk, in the order given. */
+static int blk_set_init(struct vmm *vm, void **state)
+{
+	return vmm_virtio_set_init(vm, vm->cfg->ndisks, blk_create, blk_free, state);
 }
 
 const struct vmm_device_ops vmm_virtio_blk_ops = {
 	.name = "virtio-blk",
 	.init = blk_set_init,
-	.fini = blk_set_fini,
+	.fini = vmm_virtio_set_fini,
 };

@@ -47,13 +47,10 @@
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -99,9 +96,7 @@ struct net {
 	char tap[IFNAMSIZ];
 	int fd;			/* the TAP, non-blocking */
 	uint8_t mac[6];
-	pthread_t thread;
-	int stop_fd;
-	bool running;
+	struct vmm_virtio_worker worker;
 	bool mrg;		/* MRG_RXBUF negotiated: a frame may span chains */
 	uint64_t rx_need;	/* room for the largest frame the TAP may hand over */
 	/* The thread's, from start() to stop(): the receive chains in hand,
@@ -212,7 +207,7 @@ static int net_tx(struct net *n)
 		}
 		vmm_virtio_used(n->vio, TXQ);
 		if (rc < 0) {
-			vmm_virtio_needs_reset(n->vio, "transmit queue broken");
+			vmm_virtio_needs_reset(n->vio, TXQ, "transmit");
 			return -1;
 		}
 	} while (vmm_virtq_enable_notify(vq));
@@ -243,7 +238,7 @@ static int rx_gather(struct net *n, struct vmm_virtq *vq, unsigned *pushed)
 		if (rc == 0)
 			return 0;
 		if (rc < 0) {
-			vmm_virtio_needs_reset(n->vio, "receive queue broken");
+			vmm_virtio_needs_reset(n->vio, RXQ, "receive");
 			return -1;
 		}
 		if (c.nout || c.in_len < HDR_LEN) {
@@ -359,27 +354,23 @@ static int net_rx(struct net *n)
 	return ret;
 }
 
-static void *net_thread(void *arg)
+/* The device's thread (its worker's run): serves both queues and the TAP
+ * until the worker's stop fd says stop. */
+static void net_thread(void *arg)
 {
 	struct net *n = arg;
 	struct vmm_virtq *rxq = vmm_virtio_queue(n->vio, RXQ), *txq = vmm_virtio_queue(n->vio, TXQ);
 	int kick[2] = { vmm_virtio_kick_fd(n->vio, RXQ), vmm_virtio_kick_fd(n->vio, TXQ) };
-	int ep = epoll_create1(EPOLL_CLOEXEC);
+	int stop = vmm_virtio_worker_stop_fd(&n->worker), ep = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event ev = { .events = EPOLLIN }, evs[4];
 	bool rx_live = true, tx_live = true, tap_polled = false;
-	sigset_t all;
-	char name[16];
 
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	snprintf(name, sizeof(name), "virtio-net");
-	pthread_setname_np(pthread_self(), name);
 	for (unsigned i = 0; i < 2; i++) {
 		ev.data.fd = kick[i];
 		epoll_ctl(ep, EPOLL_CTL_ADD, kick[i], &ev);
 	}
-	ev.data.fd = n->stop_fd;
-	epoll_ctl(ep, EPOLL_CTL_ADD, n->stop_fd, &ev);
+	ev.data.fd = stop;
+	epoll_ctl(ep, EPOLL_CTL_ADD, stop, &ev);
 	for (;;) {
 		bool more = false;
 		int nev, rc;
@@ -413,7 +404,7 @@ static void *net_thread(void *arg)
 		for (int i = 0; i < nev; i++) {
 			uint64_t v;
 
-			if (evs[i].data.fd == n->stop_fd)
+			if (evs[i].data.fd == stop)
 				goto out;
 			if (evs[i].data.fd == kick[0] || evs[i].data.fd == kick[1])
 				while (read(evs[i].data.fd, &v, sizeof(v)) > 0)
@@ -422,7 +413,6 @@ static void *net_thread(void *arg)
 	}
 out:
 	close(ep);
-	return NULL;
 }
 
 /* The TAP's MTU now (the largest plain frame it hands over), at least 1500. */
@@ -477,26 +467,16 @@ static int net_start(void *dev, uint64_t features)
 	n->rx_frames = n->rx_bufs = n->rx_bytes = n->rx_dropped = n->rx_errors = 0;
 	n->tx_frames = n->tx_bytes = n->tx_dropped = n->tx_errors = 0;
 	n->rx_max = n->tx_max = 0;
-	rc = -pthread_create(&n->thread, NULL, net_thread, n);
-	if (!rc)
-		n->running = true;
-	return rc;
+	return vmm_virtio_worker_start(&n->worker);
 }
 
-static void net_stop(void *dev)
+static int net_stop(void *dev, int timeout_ms)
 {
 	struct net *n = dev;
-	static const uint64_t one = 1;
-	uint64_t v;
+	int rc = vmm_virtio_worker_stop(&n->worker, timeout_ms);
 
-	if (!n->running)
-		return;
-	if (write(n->stop_fd, &one, sizeof(one)) < 0)
-		log_err("virtio-net: cannot stop its thread: %s", strerror(errno));
-	pthread_join(n->thread, NULL);
-	n->running = false;
-	while (read(n->stop_fd, &v, sizeof(v)) > 0)
-		;
+	if (rc)
+		return rc;	/* the counters are still the thread's */
 	log_info("virtio-net %s: rx %llu frames in %llu buffers %llu bytes (largest %zu; %llu "
 		 "dropped, %llu bad chains), tx %llu frames %llu bytes (largest %zu; %llu dropped, %llu bad chains)",
 		 n->tap, (unsigned long long)n->rx_frames, (unsigned long long)n->rx_bufs,
@@ -504,6 +484,7 @@ static void net_stop(void *dev)
 		 n->rx_max, (unsigned long long)n->rx_dropped, (unsigned long long)n->rx_errors,
 		 (unsigned long long)n->tx_frames, (unsigned long long)n->tx_bytes, n->tx_max,
 		 (unsigned long long)n->tx_dropped, (unsigned long long)n->tx_errors);
+	return 0;
 }
 
 static const struct vmm_virtio_ops net_ops = {
@@ -518,13 +499,15 @@ static const struct vmm_virtio_ops net_ops = {
 	.stop = net_stop,
 };
 
-static void net_free(struct net *n)
+static void net_free(void *dev)
 {
-	vmm_virtio_destroy(n->vio);
+	struct net *n = dev;
+
+	if (vmm_virtio_destroy(n->vio))
+		return;		/* its thread still runs, on n and the TAP */
 	if (n->fd >= 0)
 		close(n->fd);
-	if (n->stop_fd >= 0)
-		close(n->stop_fd);
+	vmm_virtio_worker_fini(&n->worker);
 	free(n);
 }
 
@@ -595,54 +578,39 @@ static int net_open(struct net *n, const struct vmm_net_config *c)
 	return 0;
 }
 
-/* One virtio-net device per --net, in the order given. */
-struct net_set {
-	unsigned n;
-	struct net *nic[VMM_MAX_NETS];
-};
-
-static void net_set_fini(void *state)
+/* The device for --net number i. */
+static int net_create(struct vmm *vm, unsigned i, void **dev)
 {
-	struct net_set *s = state;
+	struct net *n = calloc(1, sizeof(*n));
+	int rc;
 
-	for (unsigned i = 0; i < s->n; i++)
-		net_free(s->nic[i]);
-	free(s);
-}
-
-static int net_set_init(struct vmm *vm, void **state)
-{
-	struct net_set *s = calloc(1, sizeof(*s));
-	int rc = 0;
-
-	if (!s)
+	if (!n)
 		return -ENOMEM;
-	for (unsigned i = 0; i < vm->cfg->nnets && !rc; i++) {
-		struct net *n = calloc(1, sizeof(*n));
-
-		if (!n) {
-			rc = -ENOMEM;
-			break;
-		}
-		n->vm = vm;
-		n->fd = -1;
-		n->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		s->nic[s->n++] = n;
-		rc = n->stop_fd < 0 ? -errno : net_open(n, &vm->cfg->nets[i]);
-		vm->init_error_reported = rc && n->stop_fd >= 0;	/* net_open said why */
-		if (!rc)
-			rc = vmm_virtio_create(vm, &net_ops, n, NET_FEATURES, &n->vio);
+	n->vm = vm;
+	n->fd = -1;
+	rc = vmm_virtio_worker_init(&n->worker, "virtio-net", n->tap, net_thread, n);
+	if (!rc) {
+		rc = net_open(n, &vm->cfg->nets[i]);
+		vm->init_error_reported = rc != 0;	/* net_open said why */
 	}
+	if (!rc)
+		rc = vmm_virtio_create(vm, &net_ops, n, NET_FEATURES, &n->vio);
 	if (rc) {
-		net_set_fini(s);
+		net_free(n);
 		return rc;
 	}
-	*state = s;
+	*dev = n;
 	return 0;
+}
+
+/* One virtio-net device per --net, in the order given. */
+static int net_set_init(struct vmm *vm, void **state)
+{
+	return vmm_virtio_set_init(vm, vm->cfg->nnets, net_create, net_free, state);
 }
 
 const struct vmm_device_ops vmm_virtio_net_ops = {
 	.name = "virtio-net",
 	.init = net_set_init,
-	.fini = net_set_fini,
+	.fini = vmm_virtio_set_fini,
 };

@@ -19,14 +19,19 @@
  * A masked vector (entry or whole function) records its interrupt in the PBA
  * and delivers it when unmasked. vio->lock covers every field below; the
  * back-end's thread takes it only to raise interrupts.
+ *
+ * Also the back-ends' shared parts: their thread's life cycle (struct
+ * vmm_virtio_worker) and the one-device-per-option set.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -66,7 +71,7 @@ struct vmm_virtio {
 	uint32_t dev_feature_sel, drv_feature_sel;
 	uint8_t status, isr, generation;
 	bool started;
-	bool stopping;		/* reset asked: stop the back-end, then reset */
+	bool stopping;		/* reset asked: a vCPU stops the back-end (bar_io) */
 	uint16_t queue_sel, config_vector;
 	struct {
 		struct vmm_virtq vq;
@@ -151,11 +156,14 @@ void vmm_virtio_used(struct vmm_virtio *v, unsigned i)
 	pthread_mutex_unlock(&v->lock);
 }
 
-void vmm_virtio_needs_reset(struct vmm_virtio *v, const char *why)
+void vmm_virtio_needs_reset(struct vmm_virtio *v, unsigned i, const char *what)
 {
+	const char *why = vmm_virtq_broken_reason(&v->q[i].vq);
+
 	pthread_mutex_lock(&v->lock);
 	if (!(v->status & VIRTIO_STATUS_NEEDS_RESET)) {
-		guest_warn(v, "%s: device needs a reset", why);
+		guest_warn(v, "%s queue broken (%s): device needs a reset", what,
+			   why ? why : "no reason recorded");
 		v->status |= VIRTIO_STATUS_NEEDS_RESET;
 		v->isr |= 2;
 		raise_locked(v, v->config_vector);
@@ -390,12 +398,12 @@ static void msix_cfg_write(struct vmm_pci_dev *dev, unsigned off, uint32_t val, 
 
 /* ---------------------------------------------------------- the BAR */
 
-static void bar_io(void *opaque, uint64_t offset, uint8_t *data, unsigned len, bool is_write)
+/* One access to the BAR. Caller holds lock. */
+static void bar_access(struct vmm_virtio *v, uint64_t offset, uint8_t *data, unsigned len,
+		       bool is_write)
 {
-	struct vmm_virtio *v = opaque;
 	static const uint64_t one = 1;
 
-	pthread_mutex_lock(&v->lock);
 	if (offset < COMMON_OFF + COMMON_LEN) {
 		common_access(v, (unsigned)offset, data, len, is_write);
 	} else if (offset == ISR_OFF && !is_write) {
@@ -422,9 +430,28 @@ static void bar_io(void *opaque, uint64_t offset, uint8_t *data, unsigned len, b
 	} else if (!is_write) {
 		memset(data, 0, len);
 	}
-	if (v->stopping) {
+}
+
+/*
+ * The vCPU whose write resets a started device stops the back-end here,
+ * without the lock (its thread may wait for it to raise an interrupt), then
+ * finishes the reset. Until then the device is in reset for the other
+ * vCPUs: their writes are dropped, so a second stop, a start, or a queue
+ * enabled under the back-end's thread cannot overlap it (only a driver
+ * racing its own reset gets there); their reads see the old state.
+ */
+static void bar_io(void *opaque, uint64_t offset, uint8_t *data, unsigned len, bool is_write)
+{
+	struct vmm_virtio *v = opaque;
+	bool resetting;
+
+	pthread_mutex_lock(&v->lock);
+	resetting = v->stopping;	/* by another vCPU */
+	if (!resetting || !is_write)
+		bar_access(v, offset, data, len, is_write);
+	if (v->stopping && !resetting) {
 		pthread_mutex_unlock(&v->lock);
-		v->ops->stop(v->dev);
+		v->ops->stop(v->dev, -1);	/* unbounded: the device may start again */
 		pthread_mutex_lock(&v->lock);
 		v->stopping = false;
 		reset_state(v);
@@ -551,15 +578,19 @@ int vmm_virtio_create(struct vmm *vm, const struct vmm_virtio_ops *ops, void *de
 	return 0;
 }
 
-void vmm_virtio_destroy(struct vmm_virtio *v)
+int vmm_virtio_destroy(struct vmm_virtio *v)
 {
 	if (!v)
-		return;
+		return 0;
 	/* The vCPUs are gone: no lock needed, and the back-end's thread may
-	 * still want it while it stops. */
+	 * still want it while it stops. A thread that does not stop still
+	 * uses the queues, the kick fds and the irqfds: leave them all. */
 	if (v->started) {
 		v->started = false;
-		v->ops->stop(v->dev);
+		if (v->ops->stop(v->dev, VMM_VIRTIO_STOP_TIMEOUT_MS)) {
+			v->vm->device_stuck = true;
+			return -ETIMEDOUT;
+		}
 	}
 	for (unsigned i = 0; i <= VMM_VIRTIO_MAX_QUEUES; i++)
 		if (v->msix[i].efd >= 0)
@@ -568,4 +599,144 @@ void vmm_virtio_destroy(struct vmm_virtio *v)
 		if (v->q[i].kick_fd >= 0)
 			close(v->q[i].kick_fd);
 	free(v);
+	return 0;
+}
+
+/* ------------------------------------------------ the back-end's thread */
+
+static void *worker_main(void *p)
+{
+	struct vmm_virtio_worker *w = p;
+
+	pthread_setname_np(pthread_self(), w->kind);
+	w->run(w->arg);
+	return NULL;
+}
+
+int vmm_virtio_worker_init(struct vmm_virtio_worker *w, const char *kind, const char *label,
+			   void (*run)(void *arg), void *arg)
+{
+	*w = (struct vmm_virtio_worker){ .kind = kind, .label = label, .run = run, .arg = arg };
+	w->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	return w->stop_fd < 0 ? -errno : 0;
+}
+
+int vmm_virtio_worker_start(struct vmm_virtio_worker *w)
+{
+	pthread_attr_t attr;
+	sigset_t all;
+	int rc;
+
+	if (w->running || w->stuck)
+		return -EBUSY;
+	/* The mask is set at creation, not by the thread itself: it inherits
+	 * nothing from the vCPU thread that starts it, even for an instant. */
+	sigfillset(&all);
+	rc = pthread_attr_init(&attr);
+	if (rc)
+		return -rc;
+	rc = pthread_attr_setsigmask_np(&attr, &all);
+	if (!rc)
+		rc = pthread_create(&w->thread, &attr, worker_main, w);
+	pthread_attr_destroy(&attr);
+	if (rc)
+		return -rc;
+	w->running = true;
+	return 0;
+}
+
+/* timeout_ms from now on CLOCK_REALTIME, what pthread_timedjoin_np takes. */
+static void deadline(struct timespec *ts, int timeout_ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += timeout_ms / 1000;
+	ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
+int vmm_virtio_worker_stop(struct vmm_virtio_worker *w, int timeout_ms)
+{
+	static const uint64_t one = 1;
+	struct timespec ts;
+	uint64_t v;
+	int rc;
+
+	if (!w->running)
+		return 0;
+	if (write(w->stop_fd, &one, sizeof(one)) < 0)
+		log_err("%s %s: cannot stop its thread: %s", w->kind, w->label, strerror(errno));
+	if (timeout_ms < 0) {
+		rc = pthread_join(w->thread, NULL);
+	} else {
+		deadline(&ts, timeout_ms);
+		rc = pthread_timedjoin_np(w->thread, NULL, &ts);
+	}
+	w->running = false;
+	if (rc == ETIMEDOUT) {
+		/* Blocked on guest memory nobody serves, most likely: as with a
+		 * stuck vCPU, the process exits around it rather than hang. */
+		log_err("%s %s: thread still busy %d ms after being told to stop (blocked on "
+			"guest memory no memory server serves?); left running", w->kind, w->label,
+			timeout_ms);
+		pthread_detach(w->thread);
+		w->stuck = true;
+		return -ETIMEDOUT;
+	}
+	while (read(w->stop_fd, &v, sizeof(v)) > 0)
+		;
+	return 0;
+}
+
+int vmm_virtio_worker_stop_fd(const struct vmm_virtio_worker *w)
+{
+	return w->stop_fd;
+}
+
+void vmm_virtio_worker_fini(struct vmm_virtio_worker *w)
+{
+	if (w->stuck || w->stop_fd < 0)
+		return;
+	close(w->stop_fd);
+	w->stop_fd = -1;
+}
+
+/* ---------------------------------------- one device per command-line option */
+
+struct vmm_virtio_set {
+	void (*destroy)(void *dev);
+	unsigned n;		/* created so far */
+	void *dev[];
+};
+
+void vmm_virtio_set_fini(void *state)
+{
+	struct vmm_virtio_set *s = state;
+
+	for (unsigned i = 0; i < s->n; i++)
+		s->destroy(s->dev[i]);
+	free(s);
+}
+
+int vmm_virtio_set_init(struct vmm *vm, unsigned n, int (*create)(struct vmm *vm, unsigned i,
+								  void **dev),
+			void (*destroy)(void *dev), void **state)
+{
+	struct vmm_virtio_set *s = calloc(1, sizeof(*s) + n * sizeof(s->dev[0]));
+	int rc;
+
+	if (!s)
+		return -ENOMEM;
+	s->destroy = destroy;
+	for (; s->n < n; s->n++) {
+		rc = create(vm, s->n, &s->dev[s->n]);
+		if (rc) {
+			vmm_virtio_set_fini(s);
+			return rc;
+		}
+	}
+	*state = s;
+	return 0;
 }
