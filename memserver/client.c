@@ -43,6 +43,9 @@ int ms_client_connect(const char *url, const struct auth_key *key, int timeout_m
 	case URL_TCP:
 		ret = ms_client_tcp_connect(c, u.host, u.port, key);
 		break;
+	case URL_RDMA:
+		ret = ms_client_rdma_connect(c, u.host, u.port, key);
+		break;
 	default:
 		ret = -EPROTONOSUPPORT;
 		break;

@@ -9,10 +9,13 @@
  *  - synchronous calls (ms_client_read() ...), each a submit plus a wait,
  *    which may be mixed with asynchronous I/O on the same client.
  *
- * Transports sit behind struct ms_client_ops (client_tcp.c today), chosen by
- * the URL scheme. Every call returns 0 or -errno; a transport failure (server
- * gone, malformed reply, timeout of a synchronous call) fails every request in
- * flight and leaves the client dead (-ENOTCONN) until it is closed.
+ * Transports sit behind struct ms_client_ops, chosen by the URL scheme:
+ * tcp:// (client_tcp.c) and rdma:// (client_rdma.c: control frames in SEND
+ * messages, READ/WRITE as one-sided RDMA into the region's registration).
+ * Both share the framing in client_frame.c. Every call returns 0 or -errno; a
+ * transport failure (server gone, malformed reply, timeout of a synchronous
+ * call, an RDMA error completion) fails every request in flight and leaves
+ * the client dead (-ENOTCONN) until it is closed.
  */
 #ifndef LEGATO_MEMSERVER_CLIENT_H
 #define LEGATO_MEMSERVER_CLIENT_H
@@ -61,7 +64,8 @@ struct ms_io {
 
 struct ms_client;
 
-/* Transport operations; the generic layer owns framing of nothing. */
+/* Transport operations. The generic layer (client.c) owns ids and waiting;
+ * the framing is shared by the transports (client_frame.c). */
 struct ms_client_ops {
 	const char *scheme;
 	int (*submit)(struct ms_client *c, struct ms_io *io);
@@ -72,12 +76,15 @@ struct ms_client_ops {
 };
 
 /*
- * Connects to url ("tcp://H:P"), runs HELLO and, when the server asks, the HMAC
- * challenge with key (NULL: none; the server's reply is verified too).
+ * Connects to url ("tcp://H:P" or "rdma://H:P"), runs HELLO and, when the
+ * server asks, the HMAC challenge with key (NULL: none; the server's reply is
+ * verified too).
  * timeout_ms bounds the connect and handshake and becomes the default for the
  * synchronous calls (<= 0: 10 s). Returns 0, -EINVAL (bad URL),
  * -EPROTONOSUPPORT (scheme not built in), -EPERM (authentication failed or a
- * key is required), -ETIMEDOUT, or -errno from the network.
+ * key is required), -ETIMEDOUT, or -errno from the network (rdma:// also
+ * -ENODEV: no RDMA device reaches the host; -ECONNREFUSED: no listener or a
+ * peer that is not a legato memory server).
  */
 int ms_client_connect(const char *url, const struct auth_key *key, int timeout_ms,
 		      struct ms_client **out);
@@ -92,6 +99,12 @@ const char *ms_client_url(const struct ms_client *c);
  * Queues io for sending (it leaves at the next poll or when the send queue is
  * large). Returns 0, -EINVAL for a malformed request, -EAGAIN when
  * MS_CLIENT_MAX_INFLIGHT are in flight, -ENOTCONN when the client is dead.
+ * Over rdma:// a READ/WRITE is checked here instead of by the server: -EBADF
+ * (region not opened on this connection), -ENOENT (deleted on it), -ESTALE
+ * (epoch is not the one it was opened with), -ERANGE (page beyond the
+ * region); one that finds the transport's buffers full is queued, not
+ * refused. A region fenced by another opener or deleted elsewhere is found
+ * by an RDMA error: the request completes with -ESTALE and the client dies.
  */
 int ms_client_submit(struct ms_client *c, struct ms_io *io);
 
@@ -105,7 +118,8 @@ int ms_client_poll(struct ms_client *c, struct ms_io **done, unsigned max, int t
 
 /* The file descriptor to wait on (readable: replies may be ready) from an
  * event loop; -1 when the transport has none. Call ms_client_poll(.., 0) when
- * it is readable, and after submitting. */
+ * it is readable, and after submitting. tcp:// gives its socket, rdma:// an
+ * epoll fd over its completion channel and its connection-manager events. */
 int ms_client_fd(const struct ms_client *c);
 
 /* Fails every request in flight with err and kills the client (for callers

@@ -1,10 +1,15 @@
 /*
  * Private to the client library: the state every transport shares (request ids,
- * the in-flight table, the completed list) and the helpers transports call.
+ * the in-flight table, the completed list), the helpers transports call, and
+ * the protocol framing they share (client_frame.c): the request encoder, the
+ * reply parser that completes requests, and the HELLO/AUTH handshake driven
+ * through a transport's blocking byte exchange. A transport owns only how
+ * bytes (and, for rdma://, pages) move.
  */
 #ifndef LEGATO_MEMSERVER_CLIENT_IMPL_H
 #define LEGATO_MEMSERVER_CLIENT_IMPL_H
 
+#include "common/buf.h"
 #include "memserver/client.h"
 
 struct ms_client {
@@ -19,6 +24,16 @@ struct ms_client {
 	/* Sent and awaiting a reply, indexed by id % MS_CLIENT_MAX_INFLIGHT. */
 	struct ms_io *slots[MS_CLIENT_MAX_INFLIGHT];
 	struct ms_io *done_head, *done_tail;
+	/*
+	 * Transport hooks into reply parsing (zero/NULL for TCP). A REGION_OPEN
+	 * reply carries open_extra bytes after epoch and size (rdma://: the
+	 * region's registrations, MS_RDMA_OPEN_EXTRA). on_reply, when set, runs
+	 * for every successful REGION_OPEN (extra: those bytes; io->out_epoch
+	 * and out_size already filled) and REGION_DELETE (extra: NULL) before
+	 * the request completes; it returns 0 or the -errno to complete it with.
+	 */
+	size_t open_extra;
+	int (*on_reply)(struct ms_client *c, struct ms_io *io, const uint8_t *extra);
 };
 
 /* Finds the in-flight request with this id, or NULL. */
@@ -30,9 +45,62 @@ void ms_client_complete(struct ms_client *c, struct ms_io *io, int result);
 /* Marks the client dead with err and completes everything in flight with it. */
 void ms_client_fail(struct ms_client *c, int err);
 
-/* Transport constructors: connect, handshake, fill c->ops/c->transport. */
+/* The caller's buffer for page i of a READ or WRITE (io->bufs or io->buf). */
+static inline uint8_t *ms_io_page(const struct ms_io *io, uint32_t i)
+{
+	return io->bufs ? io->bufs[i] : (uint8_t *)io->buf + (size_t)i * MS_PAGE_SIZE;
+}
+
+/* ---- client_frame.c: framing shared by every transport ------------------ */
+
+/*
+ * Appends io's request frame (header and body, see proto.h) to tx; io->id
+ * must be set. WRITE pages are copied and summed here, so the caller may
+ * reuse them at once. Returns 0, -EINVAL (opcode not a request), -ENOMEM.
+ */
+int ms_frame_encode(struct buf *tx, const struct ms_io *io);
+
+/*
+ * Completes every request whose whole reply is in rx and consumes those
+ * bytes; a partial frame stays for later. Returns 0, or -EPROTO when the
+ * stream is malformed (bad header, unknown id, wrong body): the caller must
+ * then fail the client, as the stream cannot be trusted any more.
+ */
+int ms_frame_parse(struct ms_client *c, struct buf *rx);
+
+/*
+ * A transport's blocking exchange for the handshake: sends out[0..outlen)
+ * (outlen may be 0), then receives exactly inlen bytes into in (inlen may be
+ * 0), bounded by the client's timeout. Returns 0 or -errno (-ETIMEDOUT,
+ * -ECONNRESET, ...).
+ */
+typedef int ms_xfer_fn(struct ms_client *c, const void *out, size_t outlen, void *in,
+		       size_t inlen);
+
+/*
+ * HELLO, then AUTH with key when the server asks for it (the server's MAC is
+ * verified too), through xfer. Uses request ids from c->next_id. Returns 0,
+ * -EPERM (authentication failed, or a key is required and key is NULL),
+ * -EPROTO (unexpected reply), or xfer's -errno.
+ */
+int ms_client_handshake(struct ms_client *c, const struct auth_key *key, ms_xfer_fn *xfer);
+
+/* ---- transports ---------------------------------------------------------- */
+
+/* Transport constructors: connect, handshake, fill c->ops/c->transport.
+ * Each returns 0 or -errno and leaves c untouched on failure. */
 int ms_client_tcp_connect(struct ms_client *c, const char *host, uint16_t port,
 			  const struct auth_key *key);
+
+/*
+ * rdma:// (client_rdma.c): a librdmacm RC connection, the control stream in
+ * SEND messages, READ/WRITE as one-sided RDMA into the region's registration
+ * (docs/protocol.md, "RDMA"). Beyond the connect errors of tcp://: -ENODEV
+ * (no RDMA device for the route), -ECONNREFUSED (rejected: no listener, or
+ * the private data did not match), -EHOSTUNREACH/-ENETUNREACH.
+ */
+int ms_client_rdma_connect(struct ms_client *c, const char *host, uint16_t port,
+			   const struct auth_key *key);
 
 /*
  * For the reply fuzzer and tests: a TCP client with no socket (nothing is ever

@@ -2,7 +2,8 @@
 # (libmsclient.a), the daemon and the msctl operator tool.
 MEMSERVER_LIB_SRCS := memserver/proto.c memserver/store.c memserver/session.c memserver/server.c \
 	memserver/server_rdma.c
-MSCLIENT_LIB_SRCS := memserver/proto.c memserver/client.c memserver/client_tcp.c
+MSCLIENT_LIB_SRCS := memserver/proto.c memserver/client.c memserver/client_frame.c \
+	memserver/client_tcp.c memserver/client_rdma.c memserver/client_rdma_conn.c
 
 LIBMEMSERVER := $(BUILD)/libmemserver.a
 LIBMSCLIENT := $(BUILD)/libmsclient.a

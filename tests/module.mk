@@ -43,6 +43,16 @@ $(TESTS_INTEGRATION_BINS): $(TESTS_INTEGRATION_DIR)/test_%: \
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(TESTS_LDLIBS)
 
+# The client library's framing as rdma:// uses it, and rdma:// connect
+# failures (no RDMA device needed).
+TESTS_CLIENT_UNIT_BINS := $(TESTS_UNIT_DIR)/test_client_rdma
+UNIT_TESTS += $(TESTS_CLIENT_UNIT_BINS)
+
+$(TESTS_CLIENT_UNIT_BINS): $(TESTS_UNIT_DIR)/test_%: $(OBJ)/tests/unit/test_%.o \
+		$(LIBMSCLIENT) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(TESTS_LDLIBS)
+
 # Sanitizer reports are fatal and leaks count; Check's timeouts stretch to
 # match the slower instrumented code.
 ifeq ($(SAN),1)

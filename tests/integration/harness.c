@@ -36,6 +36,13 @@ extern char **environ;
 
 struct daemon D;
 
+bool over_rdma(void)
+{
+	const char *a = getenv("LEGATO_TEST_RDMA_ADDR");
+
+	return a && *a;
+}
+
 static void sleep_ms(unsigned ms)
 {
 	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
@@ -125,10 +132,34 @@ static void env_free(char **env)
 	free(env);
 }
 
+/* Takes the bound URLs from the ready file's len bytes: one line (tcp), or
+ * two with rdma (tcp, rdma). Returns false until the file is complete. */
+static bool ready_urls(struct daemon *d, const char *buf, size_t len, bool rdma)
+{
+	const char *nl = memchr(buf, '\n', len), *nl2;
+	size_t l1;
+
+	if (!nl || (size_t)(nl - buf) >= sizeof(d->tcp_url))
+		return false;
+	l1 = (size_t)(nl - buf);
+	memcpy(d->tcp_url, buf, l1);
+	d->tcp_url[l1] = '\0';
+	if (!rdma) {
+		memcpy(d->url, d->tcp_url, l1 + 1);
+		return true;
+	}
+	nl2 = memchr(nl + 1, '\n', len - l1 - 1);
+	if (!nl2 || (size_t)(nl2 - nl - 1) >= sizeof(d->url))
+		return false;
+	memcpy(d->url, nl + 1, (size_t)(nl2 - nl - 1));
+	d->url[nl2 - nl - 1] = '\0';
+	return true;
+}
+
 void daemon_start_env(struct daemon *d, const char *const *extra, const char *asan_extra)
 {
-	char ready[300], listen[] = "tcp://127.0.0.1:0";
-	const char *argv[64];
+	char ready[300], listen[] = "tcp://127.0.0.1:0", listen2[300];
+	const char *rdma = getenv("LEGATO_TEST_RDMA_ADDR"), *argv[64];
 	posix_spawn_file_actions_t fa;
 	unsigned argc = 0;
 	uint64_t deadline;
@@ -140,6 +171,11 @@ void daemon_start_env(struct daemon *d, const char *const *extra, const char *as
 	argv[argc++] = memserver_path();
 	argv[argc++] = "--listen";
 	argv[argc++] = listen;
+	if (rdma && *rdma) {
+		snprintf(listen2, sizeof(listen2), "rdma://%s:0", rdma);
+		argv[argc++] = "--listen";
+		argv[argc++] = listen2;
+	}
 	argv[argc++] = "--ready-file";
 	argv[argc++] = ready;
 	argv[argc++] = "--capacity";
@@ -170,13 +206,9 @@ void daemon_start_env(struct daemon *d, const char *const *extra, const char *as
 		size_t len;
 		pid_t w;
 
-		if (read_file(ready, sizeof(d->url), &buf, &len) == 0) {
-			bool whole = len > 0 && buf[len - 1] == '\n';
+		if (read_file(ready, sizeof(d->url) * 2, &buf, &len) == 0) {
+			bool whole = ready_urls(d, (const char *)buf, len, rdma && *rdma);
 
-			if (whole) {
-				memcpy(d->url, buf, len - 1);
-				d->url[len - 1] = '\0';
-			}
 			free(buf);
 			if (whole)
 				break;
@@ -191,9 +223,11 @@ void daemon_start_env(struct daemon *d, const char *const *extra, const char *as
 			      READY_TIMEOUT_MS, log_tail(d));
 		sleep_ms(5);
 	}
-	ck_assert_msg(strncmp(d->url, "tcp://127.0.0.1:", 16) == 0, "ready file holds '%s'",
-		      d->url);
-	ck_assert_str_ne(d->url, "tcp://127.0.0.1:0");
+	ck_assert_msg(strncmp(d->tcp_url, "tcp://127.0.0.1:", 16) == 0, "ready file holds '%s'",
+		      d->tcp_url);
+	ck_assert_str_ne(d->tcp_url, "tcp://127.0.0.1:0");
+	ck_assert_msg(!(rdma && *rdma) || strncmp(d->url, "rdma://", 7) == 0,
+		      "ready file's rdma:// line holds '%s'", d->url);
 }
 
 void daemon_start(struct daemon *d, const char *const *extra)
@@ -324,6 +358,8 @@ int raw_connect(const char *url)
 	struct url u;
 	int fd;
 
+	if (strncmp(url, "rdma://", 7) == 0)
+		url = D.tcp_url;	/* raw frames go over TCP */
 	ck_assert_int_eq(url_parse(url, &u), 0);
 	fd = net_tcp_connect(u.host, u.port, RAW_TIMEOUT_S * 1000);
 	ck_assert_msg(fd >= 0, "connect %s: %s", url, strerror(-fd));

@@ -9,6 +9,12 @@
  * when a test fails (Check ends the child with _exit, skipping teardown) Check
  * kills the whole group and no daemon outlives its test. A failed test leaves
  * its scratch directory (with memserver.log) under $TMPDIR for inspection.
+ *
+ * With LEGATO_TEST_RDMA_ADDR=IP in the environment (an address of an RDMA
+ * device: the host tier runs the suites so in a test host with Soft-RoCE),
+ * every daemon also listens on rdma://IP:0 and D.url, which the suites hand
+ * to the client library, is that one; raw sockets still reach the TCP
+ * listener (tcp_url).
  */
 #ifndef LEGATO_TESTS_INTEGRATION_HARNESS_H
 #define LEGATO_TESTS_INTEGRATION_HARNESS_H
@@ -26,12 +32,16 @@ struct daemon {
 	pid_t pid;		/* 0 once reaped */
 	int status;		/* wait status once reaped */
 	char dir[256];		/* scratch directory */
-	char url[300];		/* tcp://127.0.0.1:PORT */
+	char url[300];		/* for clients: tcp://127.0.0.1:PORT or rdma://IP:PORT */
+	char tcp_url[300];	/* tcp://127.0.0.1:PORT, for raw sockets */
 	char log[300];		/* the daemon's stderr */
 };
 
 /* The daemon of the running test (started by a suite's fixture). */
 extern struct daemon D;
+
+/* True when the daemons' clients go over rdma:// (LEGATO_TEST_RDMA_ADDR). */
+bool over_rdma(void);
 
 /*
  * Creates a scratch directory and starts memserver with
@@ -77,8 +87,8 @@ bool pattern_check(const void *page, uint64_t a, uint64_t b);
 
 /* ---- raw sockets ------------------------------------------------------ */
 
-/* Connects a blocking socket with 10 s send/receive timeouts; fails the test
- * on error. */
+/* Connects a blocking socket with 10 s send/receive timeouts to url, or to
+ * D's TCP listener when url is rdma://; fails the test on error. */
 int raw_connect(const char *url);
 
 /* Sends exactly len bytes. Returns 0 or -errno. */

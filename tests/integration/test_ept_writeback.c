@@ -281,6 +281,12 @@ START_TEST(drop_leaves_nothing_resident)
 	uint64_t deadline;
 
 	eh_start_servers(1);
+	if (over_rdma()) {
+		/* It holds prefetches in flight by stopping the server, whose CPU
+		 * one-sided reads never need. */
+		fprintf(stderr, "drop_leaves_nothing_resident: skipped over rdma://\n");
+		return;
+	}
 	eh_rig_regions(&r, 512, 1, false);
 	eh_rig_start(&r, &cfg);
 	base = ept_base(r.e);

@@ -10,7 +10,8 @@ FUZZ_COMMON_SRCS := common/auth.c common/buf.c common/hist.c common/log.c common
 FUZZ_FRAME_SRCS := tools/fuzz/fuzz_frame.c memserver/proto.c memserver/store.c \
 	memserver/session.c $(FUZZ_COMMON_SRCS)
 FUZZ_REPLY_SRCS := tools/fuzz/fuzz_reply.c memserver/proto.c memserver/client.c \
-	memserver/client_tcp.c common/net.c common/url.c $(FUZZ_COMMON_SRCS)
+	memserver/client_frame.c memserver/client_tcp.c memserver/client_rdma.c \
+	memserver/client_rdma_conn.c common/net.c common/url.c $(FUZZ_COMMON_SRCS)
 FUZZ_VIRTQ_SRCS := tools/fuzz/fuzz_virtq.c vmm/virtq.c
 
 .PHONY: fuzz check-fuzz
@@ -22,7 +23,7 @@ $(FUZZ_DIR)/fuzz_frame: $(FUZZ_FRAME_SRCS) | deps
 
 $(FUZZ_DIR)/fuzz_reply: $(FUZZ_REPLY_SRCS) | deps
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_REPLY_SRCS) -lcrypto -lxxhash
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_REPLY_SRCS) -lcrypto -lxxhash -lrdmacm -libverbs
 
 $(FUZZ_DIR)/fuzz_virtq: $(FUZZ_VIRTQ_SRCS) vmm/virtq.h | deps
 	@mkdir -p $(dir $@)

@@ -1,0 +1,129 @@
+/*
+ * Private to the rdma:// client transport (client_rdma.c: the data path;
+ * client_rdma_conn.c: connection set-up and teardown): its limits, its
+ * state, and the registered arena's layout.
+ */
+#ifndef LEGATO_MEMSERVER_CLIENT_RDMA_H
+#define LEGATO_MEMSERVER_CLIENT_RDMA_H
+
+#include <infiniband/verbs.h>
+#include <rdma/rdma_cma.h>
+
+#include "common/util.h"
+#include "memserver/client_impl.h"
+
+/*
+ * Registered bounce pages (4 MiB, pinned, per connection): every page of a
+ * posted READ/WRITE holds one until its chain completes. 16 full batches, and
+ * four times ept's write-back window; more waits in the transport's queue.
+ */
+#define BOUNCE_PAGES 1024u
+#define SEND_BUFS 8u		/* control SEND messages in flight */
+#define MAX_REGIONS 64u		/* MS_SESSION_MAX_OPENS: the server's limit */
+#define RD_DEPTH_MAX 128u	/* RDMA READs in flight asked for (device caps it) */
+#define SPIN_NS 20000		/* a waiting poll busy-polls this long first */
+#define WC_BATCH 16		/* completions taken per ibv_poll_cq */
+/* wr_id: a READ/WRITE chain's is its request id (< 2^62); these tag the rest. */
+#define WRID_SEND (1ull << 63)
+#define WRID_RECV (1ull << 62)
+#define WRID_INDEX 0xffffu
+/* epoll data of the two fds behind ms_client_fd. */
+#define EV_CQ 1u
+#define EV_CM 2u
+
+struct rdma_region {		/* a region opened on this connection */
+	bool used;
+	bool deleted;		/* by a REGION_DELETE on this connection */
+	uint64_t id, epoch, npages;
+	uint64_t data_addr, sums_addr;
+	uint32_t data_rkey, sums_rkey;
+};
+
+struct rdma_pend {		/* a one-sided READ/WRITE, indexed like c->slots */
+	uint64_t id;		/* io->id; 0: free */
+	struct ms_io *io;
+	struct rdma_region rg;	/* where it goes, as of submit */
+	uint32_t n;
+	uint8_t *stage;		/* queued WRITE: a copy of the caller's pages */
+	struct rdma_pend *next;	/* queued: the next one in submission order */
+	uint64_t pages[MS_MAX_BATCH];
+	uint16_t bounce[MS_MAX_BATCH];
+};
+
+struct rdma_transport {
+	struct ms_client *c;
+	struct rdma_event_channel *ec;
+	struct rdma_cm_id *id;
+	struct ibv_pd *pd;
+	struct ibv_comp_channel *ch;
+	struct ibv_cq *cq;
+	struct ibv_mr *mr;
+	uint8_t *arena;		/* bounce pages | receives | sends | sums */
+	size_t arena_len;
+	int epfd;
+	bool connected, armed, handshaking;
+	unsigned sq_depth, sq_used, cqe, io_cap, ios_posted;
+	uint8_t init_depth, resp_res;
+	unsigned nfree, nsend_free, rg_next;
+	uint16_t free_bounce[BOUNCE_PAGES];
+	uint8_t send_free[SEND_BUFS];
+	struct buf tx, rx;
+	struct rdma_pend *qhead, *qtail;
+	struct rdma_region regions[MAX_REGIONS];
+	struct rdma_pend pend[MS_CLIENT_MAX_INFLIGHT];
+	struct ibv_send_wr wr[2 * MS_MAX_BATCH];
+	struct ibv_sge sge[2 * MS_MAX_BATCH];
+};
+
+/* Milliseconds until deadline (now_ns clock), rounded up; 0 when past. */
+static inline int ms_left(uint64_t deadline)
+{
+	int64_t left = (int64_t)(deadline - now_ns());
+
+	return left > 0 ? (int)((left + 999999) / 1000000) : 0;
+}
+
+/* The arena: bounce pages | receive buffers | send buffers | bounce sums. */
+static inline uint8_t *bounce_page(const struct rdma_transport *t, unsigned i)
+{
+	return t->arena + (size_t)i * MS_PAGE_SIZE;
+}
+
+static inline uint8_t *recv_buf(const struct rdma_transport *t, unsigned i)
+{
+	return t->arena + (size_t)BOUNCE_PAGES * MS_PAGE_SIZE + (size_t)i * MS_RDMA_MSG;
+}
+
+static inline uint8_t *send_buf(const struct rdma_transport *t, unsigned i)
+{
+	return recv_buf(t, MS_RDMA_RECV_DEPTH + i);
+}
+
+static inline uint8_t *bounce_sum(const struct rdma_transport *t, unsigned i)
+{
+	return send_buf(t, SEND_BUFS) + (size_t)i * 8;
+}
+
+static inline int post_recv(struct rdma_transport *t, unsigned i)
+{
+	struct ibv_sge sge = { .addr = (uintptr_t)recv_buf(t, i), .length = MS_RDMA_MSG,
+			       .lkey = t->mr->lkey };
+	struct ibv_recv_wr wr = { .wr_id = WRID_RECV | i, .sg_list = &sge, .num_sge = 1 }, *bad;
+
+	return -ibv_post_recv(t->id->qp, &wr, &bad);
+}
+
+/*
+ * Resolves host:port, creates the event channel and id, the PD, completion
+ * channel, CQ and RC QP, registers the arena, posts the receives, connects
+ * with our private data (checking the accept's) and makes the epoll fd, all
+ * before deadline. t->c, t->epfd (-1) set by the caller. Returns 0 or -errno
+ * with nothing left to undo.
+ */
+int ms_client_rdma_setup(struct rdma_transport *t, const char *host, uint16_t port,
+			 uint64_t deadline);
+
+/* Disconnects and frees everything setup made (not t itself). */
+void ms_client_rdma_teardown(struct rdma_transport *t);
+
+#endif
