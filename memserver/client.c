@@ -110,6 +110,11 @@ void ms_client_fail(struct ms_client *c, int err)
 			ms_client_complete(c, c->slots[i], err);
 }
 
+int ms_client_set_busy_poll(struct ms_client *c, bool on)
+{
+	return c->ops->set_busy_poll ? c->ops->set_busy_poll(c, on) : -EOPNOTSUPP;
+}
+
 int ms_client_flush(struct ms_client *c)
 {
 	if (c->dead)

@@ -73,6 +73,7 @@ struct ms_client_ops {
 	int (*flush)(struct ms_client *c); /* send what is queued, do not wait */
 	int (*fd)(const struct ms_client *c);
 	void (*close)(struct ms_client *c);
+	int (*set_busy_poll)(struct ms_client *c, bool on); /* NULL: not supported */
 };
 
 /*
@@ -129,6 +130,14 @@ void ms_client_abort(struct ms_client *c, int err);
 /* Sends what is queued without waiting; replies that happen to arrive are
  * kept for the next poll. Returns 0 or -ENOTCONN. */
 int ms_client_flush(struct ms_client *c);
+
+/*
+ * Waiting mode of ms_client_poll: busy-polling the completion queue (lowest
+ * latency, a core spent while anything is in flight) or, by default,
+ * sleeping on the completion channel after a short spin. Only rdma:// has
+ * the choice. Returns 0, or -EOPNOTSUPP for a transport without it.
+ */
+int ms_client_set_busy_poll(struct ms_client *c, bool on);
 
 /* Requests submitted and not yet returned by poll. */
 unsigned ms_client_inflight(const struct ms_client *c);
