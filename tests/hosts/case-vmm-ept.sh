@@ -8,18 +8,22 @@
 # line's resident peak is within the cache, and the control API answers
 # (GET /vm, GET /vm/stats, PUT /vm/pause, /vm/resume) while the guest runs --
 # and the guest goes on to the end after the resume. About a minute under TCG.
-# It gets VMM_EPT_TIMEOUT seconds (default 220).
+# It gets VMM_EPT_TIMEOUT seconds (default 220). VMM_EPT_SCHEME=rdma (what
+# case-vmm-rdma sets) serves the pages over rdma:// (Soft-RoCE) instead of
+# tcp://, and checks the server's CPU saw no page request.
 set -u
 . "$(dirname "$0")/../../tools/testhost/lib.sh"
 : "${VMM_EPT_TIMEOUT:=220}"
 : "${TESTHOST_BUILD:=$TH_TOP/build}"
 : "${MEMCHECK:=64M}"
+: "${VMM_EPT_SCHEME:=tcp}"
+: "${CASE:=case-vmm-ept}"
 vmm=$TESTHOST_BUILD/vmm
 kernel=$TESTHOST_BUILD/guest/bzImage
 initrd=$TESTHOST_BUILD/guest/initramfs.cpio
 memcheck=$TESTHOST_BUILD/guest/memcheck
 for f in "$vmm" "$kernel" "$initrd" "$memcheck" "$TESTHOST_BUILD/memserver"; do
-	[ -f "$f" ] || { echo "case-vmm-ept: $f missing (make vmm memserver guest)"; exit 1; }
+	[ -f "$f" ] || { echo "$CASE: $f missing (make vmm memserver guest)"; exit 1; }
 done
 # The VMM runs on its own host, p1. Under TCG that host gets one CPU: with two,
 # the emulated nested SVM (KVM inside TCG) breaks under this much paging --
@@ -30,16 +34,16 @@ else
 	th_need_hosts p1 || exit 1
 fi
 th_need_hosts h2 || exit 1
-fail() { echo "case-vmm-ept: FAIL: $*"; exit 1; }
+fail() { echo "$CASE: FAIL: $*"; exit 1; }
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 port=7100
-th_sh -n -t 30 h2 "setsid $TESTHOST_BUILD/memserver --listen tcp://0.0.0.0:$port --capacity 1G \
+url=$VMM_EPT_SCHEME://$(th_ip h2):$port
+th_sh -n -t 30 h2 "setsid $TESTHOST_BUILD/memserver --listen $url --capacity 1G \
 	--ready-file /tmp/ms.ready >/tmp/ms.log 2>&1 </dev/null &
 	for i in \$(seq 100); do [ -s /tmp/ms.ready ] && exit 0; sleep 0.1; done; cat /tmp/ms.log; exit 1" ||
 	fail "memserver did not start on h2"
-url=tcp://$(th_ip h2):$port
 want=$("$memcheck" --expect "$MEMCHECK")
 
 t0=$SECONDS
@@ -59,12 +63,12 @@ api GET /vm/stats >"$out/stats" || fail "GET /vm/stats failed"
 grep -qE '"capacity_pages": ?8192' "$out/stats" || fail "GET /vm/stats: $(cat "$out/stats")"
 api PUT /vm/pause | grep -q '"state":"paused"' || fail "PUT /vm/pause"
 api PUT /vm/resume | grep -q '"state":"running"' || fail "PUT /vm/resume"
-echo "case-vmm-ept: API ok: $(cat "$out/vm")"
+echo "$CASE: API ok: $(cat "$out/vm")"
 
 wait $vpid
 rc=$?
 tr -d '\r' <"$out/raw" >"$out/log"
-echo "case-vmm-ept: vmm exit $rc after $((SECONDS - t0)) s"
+echo "$CASE: vmm exit $rc after $((SECONDS - t0)) s"
 grep -E '^legato-memcheck: size|^vmm:' "$out/log"
 [ $rc -eq 0 ] || { tail -30 "$out/log"; fail "vmm exit status $rc"; }
 grep -q '^legato-guest: init' "$out/log" || fail "no init marker"
@@ -74,4 +78,9 @@ peak=$(sed -n 's/.*resident peak \([0-9]*\) pages.*capacity \([0-9]*\)).*/\1 \2/
 [ -n "$peak" ] || fail "no resident peak in the summary"
 set -- $peak
 [ "$1" -le "$2" ] || fail "resident peak $1 pages above the cache's $2"
-echo "case-vmm-ept: ok (checksum $want, resident peak $1 <= $2 pages)"
+if [ "$VMM_EPT_SCHEME" = rdma ]; then
+	n=$(th_run -n -t 20 p1 -- "$TESTHOST_BUILD/msctl" -s "$url" -j stat |
+		jq -r '[.ops.read.count, .ops.write.count] | add')
+	[ "$n" = 0 ] || fail "the server answered $n READ/WRITE requests itself (not one-sided?)"
+fi
+echo "$CASE: ok (checksum $want, resident peak $1 <= $2 pages, pages over $VMM_EPT_SCHEME://)"
