@@ -13,7 +13,38 @@
 #                                  status.
 #   bench_emit OUT FILE...         in the host (OUT = /tmp/bench): print FILEs
 #                                  in that framing; elsewhere: copy them to OUT
-# Needs TOP and BUILD set.
+#   bench_args NAME ARGS...        parses the options every VM bench takes
+#                                  (--out DIR --build DIR --quick --here) into
+#                                  OUT BUILD QUICK INSIDE (made absolute; OUT
+#                                  created); NAME is for the error message
+#   bench_need NAME TARGET FILE... fails unless each FILE is under $BUILD
+# Needs TOP set (and BUILD, after bench_args).
+
+bench_args() {
+	local name=$1
+	shift
+	OUT=$TOP/docs/bench BUILD=$TOP/build QUICK=0 INSIDE=0
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--out) OUT=$2; shift 2 ;;
+		--build) BUILD=$2; shift 2 ;;
+		--quick) QUICK=1; shift ;;
+		--here) INSIDE=1; shift ;;
+		*) echo "$name: unknown option $1 (--out DIR --build DIR --quick --here)" >&2; exit 1 ;;
+		esac
+	done
+	[ -d "$BUILD" ] || { echo "$name: --build $BUILD: no such directory" >&2; exit 1; }
+	mkdir -p "$OUT" || exit 1
+	OUT=$(cd "$OUT" && pwd) BUILD=$(cd "$BUILD" && pwd)
+}
+
+bench_need() {
+	local name=$1 target=$2 f
+	shift 2
+	for f in "$@"; do
+		[ -f "$BUILD/$f" ] || { echo "$name: $BUILD/$f missing (make $target)" >&2; exit 1; }
+	done
+}
 
 bench_kvm_here() {
 	[ -w /dev/kvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo

@@ -29,23 +29,9 @@ case $MODE in
 blk|net) shift ;;
 *) echo "usage: virtio.sh blk|net [--out DIR] [--build DIR] [--quick] [--here]" >&2; exit 1 ;;
 esac
-OUT=$TOP/docs/bench BUILD=$TOP/build QUICK=0 INSIDE=0
-while [ $# -gt 0 ]; do
-	case $1 in
-	--out) OUT=$2; shift 2 ;;
-	--build) BUILD=$2; shift 2 ;;
-	--quick) QUICK=1; shift ;;
-	--here) INSIDE=1; shift ;;
-	*) echo "virtio.sh: unknown option $1" >&2; exit 1 ;;
-	esac
-done
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd) BUILD=$(cd "$BUILD" && pwd)
-for f in vmm memserver guest/bzImage guest/initramfs.cpio guest/netcopy; do
-	[ -f "$BUILD/$f" ] || { echo "virtio.sh: $BUILD/$f missing (make bench-$MODE)" >&2; exit 1; }
-done
-
 . "$HERE/inhost.sh"
+bench_args virtio.sh "$@"
+bench_need virtio.sh "bench-$MODE" vmm memserver guest/bzImage guest/initramfs.cpio guest/netcopy
 BENCH_INSIDE=$INSIDE
 if [ "$INSIDE" = 0 ] && ! bench_kvm_here; then
 	q=; [ "$QUICK" = 1 ] && q=--quick

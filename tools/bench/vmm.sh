@@ -25,23 +25,10 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
-OUT=$TOP/docs/bench BUILD=$TOP/build QUICK=0 INSIDE=0
-while [ $# -gt 0 ]; do
-	case $1 in
-	--out) OUT=$2; shift 2 ;;
-	--build) BUILD=$2; shift 2 ;;
-	--quick) QUICK=1; shift ;;
-	--here) INSIDE=1; shift ;;
-	*) echo "usage: vmm.sh [--out DIR] [--build DIR] [--quick] [--here]" >&2; exit 1 ;;
-	esac
-done
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd) BUILD=$(cd "$BUILD" && pwd)
-for f in vmm memserver bench-vmm-run guest/bzImage guest/initramfs.cpio guest/memcheck; do
-	[ -f "$BUILD/$f" ] || { echo "vmm.sh: $BUILD/$f missing (make bench-vmm)" >&2; exit 1; }
-done
-
 . "$HERE/inhost.sh"
+bench_args vmm.sh "$@"
+bench_need vmm.sh bench-vmm vmm memserver bench-vmm-run guest/bzImage guest/initramfs.cpio \
+	guest/memcheck
 BENCH_INSIDE=$INSIDE
 if [ "$INSIDE" = 0 ] && ! bench_kvm_here; then
 	q=; [ "$QUICK" = 1 ] && q=--quick
