@@ -7,32 +7,36 @@
 # also listens on rdma:// and every client connects there: page reads and
 # writes go one-sided, control over SEND (raw-socket checks stay on TCP; the
 # few expectations that differ, such as a whole region resident once
-# registered, are the suites' own).
+# registered, are the suites' own). This case runs the memory server's
+# suites on h1; case-ept-suites-rdma runs the cache's on h2 through it
+# (RDMA_SUITES, RDMA_HOST, CASE), each within the per-case time limit.
 set -u
 . "$(dirname "$0")/../../tools/testhost/lib.sh"
 : "${TESTHOST_BUILD:=$TH_TOP/build}"
-th_need_hosts h1 || exit 1
+: "${RDMA_SUITES:=test_ms_ops test_ms_auth test_ms_robust}"
+: "${RDMA_HOST:=h1}"
+: "${CASE:=case-ms-rdma}"
+th_need_hosts "$RDMA_HOST" || exit 1
 
-th_run -n -t 20 h1 -- rdma link show rxe0/1 | grep -q 'state ACTIVE' || {
-	echo "case-ms-rdma: rxe0 is not ACTIVE on h1:"
-	th_run -n -t 20 h1 -- rdma link
+th_run -n -t 20 "$RDMA_HOST" -- rdma link show rxe0/1 | grep -q 'state ACTIVE' || {
+	echo "$CASE: rxe0 is not ACTIVE on $RDMA_HOST:"
+	th_run -n -t 20 "$RDMA_HOST" -- rdma link
 	exit 1
 }
-ip=$(th_ip h1)
+ip=$(th_ip "$RDMA_HOST")
 fail=0
-for t in test_ms_ops test_ms_auth test_ms_robust test_ept_integrity test_ept_writeback \
-	test_ept_failure test_ept_lifecycle; do
+for t in $RDMA_SUITES; do
 	bin=$TESTHOST_BUILD/tests/integration/$t
-	[ -x "$bin" ] || { echo "case-ms-rdma: $bin missing (make check-integration builds it)"; exit 1; }
-	out=$(th_run -n -t 400 h1 -- env LEGATO_TEST_RDMA_ADDR="$ip" CK_DEFAULT_TIMEOUT=60 "$bin" 2>&1)
+	[ -x "$bin" ] || { echo "$CASE: $bin missing (make check-integration builds it)"; exit 1; }
+	out=$(th_run -n -t 220 "$RDMA_HOST" -- env LEGATO_TEST_RDMA_ADDR="$ip" CK_DEFAULT_TIMEOUT=60 "$bin" 2>&1)
 	rc=$?
 	if [ $rc -eq 0 ]; then
-		echo "case-ms-rdma: ok $t over rdma://$ip: $(grep -o '[0-9]*%: Checks: [0-9]*.*' <<<"$out" | tail -1)"
+		echo "$CASE: ok $t over rdma://$ip: $(grep -o '[0-9]*%: Checks: [0-9]*.*' <<<"$out" | tail -1)"
 	else
-		echo "case-ms-rdma: FAIL $t over rdma://$ip (exit $rc):"
+		echo "$CASE: FAIL $t over rdma://$ip (exit $rc):"
 		grep -v '^ok ' <<<"$out" | tail -40
 		fail=1
 	fi
 done
 [ $fail = 0 ] || exit 1
-echo "case-ms-rdma: ok"
+echo "$CASE: ok"

@@ -56,8 +56,13 @@ vpid=$!
 # The API while it runs (the API thread never touches guest memory, so it
 # answers even while vCPUs wait for pages).
 api() { th_run -n -t 20 p1 -- curl -sf --unix-socket /tmp/vmm.sock -X "$1" "http://vm$2"; }
-for i in $(seq 100); do api GET /vm >"$out/vm" 2>/dev/null && break; sleep 0.3; done
-grep -q '"name":"ept-test"' "$out/vm" || fail "GET /vm: $(cat "$out/vm")"
+for i in $(seq 150); do
+	api GET /vm >"$out/vm" 2>/dev/null && break
+	kill -0 $vpid 2>/dev/null || break	# vmm is gone: its log says why
+	sleep 0.3
+done
+grep -q '"name":"ept-test"' "$out/vm" ||
+	{ tail -20 "$out/raw"; fail "GET /vm: '$(cat "$out/vm")' after $((SECONDS - t0)) s"; }
 grep -q '"state":"running"' "$out/vm" || fail "GET /vm not running: $(cat "$out/vm")"
 api GET /vm/stats >"$out/stats" || fail "GET /vm/stats failed"
 grep -qE '"capacity_pages": ?8192' "$out/stats" || fail "GET /vm/stats: $(cat "$out/stats")"
