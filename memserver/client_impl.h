@@ -103,6 +103,23 @@ int ms_client_rdma_connect(struct ms_client *c, const char *host, uint16_t port,
 			   const struct auth_key *key);
 
 /*
+ * Test hook: where this rdma:// connection believes region's registrations
+ * are (from its last REGION_OPEN reply; the addresses and rkeys its one-sided
+ * READ/WRITEs use). With get, copies them out; with set, overwrites them
+ * (after get), e.g. with another connection's, to check that the server's
+ * protection domains stop such a forgery. Returns 0, -ENOENT (region not
+ * opened on this connection, or deleted on it), -EPROTONOSUPPORT (not an
+ * rdma:// client).
+ */
+struct ms_rdma_remote {
+	uint64_t data_addr, sums_addr;
+	uint32_t data_rkey, sums_rkey;
+};
+
+int ms_client_rdma_debug_remote(struct ms_client *c, uint64_t region, struct ms_rdma_remote *get,
+				const struct ms_rdma_remote *set);
+
+/*
  * For the reply fuzzer and tests: a TCP client with no socket (nothing is ever
  * sent), and a way to hand it bytes as if the server had sent them. feed
  * returns 0, or -errno after failing the client (malformed reply).

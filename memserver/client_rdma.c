@@ -18,13 +18,14 @@
  *     | SEND HELLO [, AUTH] ---->          <---- SEND replies      |
  *     | SEND REGION_OPEN {id, token} ---->                         |
  *     |   <---- SEND {epoch, size, data_addr, sums_addr, rkeys}    |
- *     | READ io:  per page RDMA READ page -> bounce page,          |
- *     |           RDMA READ sum -> bounce slot; one chain, one     |
- *     |           post, last WR signalled.  CQE: sum 0 = zeros,    |
- *     |           else check ms_page_sum, copy to the caller       |
- *     | WRITE io: copy + sum into bounce at submit; per page       |
- *     |           RDMA WRITE page, then RDMA WRITE sum; one chain, |
- *     |           last WR signalled.  CQE: done                    |
+ *     | READ io:  per run of consecutive pages, RDMA READ of     |
+ *     |           the pages -> bounce pages (max_sge a WR), then   |
+ *     |           RDMA READ of their sums -> the io's sum slots;   |
+ *     |           one chain, one post, last WR signalled.  CQE:    |
+ *     |           sum 0 = zeros, else check ms_page_sum, copy out  |
+ *     | WRITE io: copy + sum into bounce when posted; per run,     |
+ *     |           RDMA WRITE of the pages, then of their sums;     |
+ *     |           one chain, last WR signalled.  CQE: done         |
  *     | error CQE: REM_ACCESS_ERR -> ESTALE (region fenced or      |
  *     |            deleted), anything else -> ECONNRESET; dead     |
  *
@@ -34,7 +35,9 @@
  * as completions free room: submit does not fail for want of transport
  * resources (ept/remote.c would take that for a dead server). ms_client_fd is
  * an epoll fd holding the completion channel and the CM event channel, so an
- * event loop also wakes when the server disconnects an idle client.
+ * event loop also wakes when the server disconnects an idle client. A waiting
+ * ms_client_poll spins briefly and then sleeps on that fd, or, in busy mode
+ * (ms_client_set_busy_poll), spins on the CQ while anything is in flight.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -148,37 +151,73 @@ static int rdma_on_reply(struct ms_client *c, struct ms_io *io, const uint8_t *e
 
 /* ---- one-sided READ and WRITE ---------------------------------------------- */
 
-static bool io_fits(const struct rdma_transport *t, uint32_t n)
+static bool io_fits(const struct rdma_transport *t, const struct rdma_pend *p)
 {
-	return t->nfree >= n && t->sq_used + 2 * n <= t->sq_depth && t->ios_posted < t->io_cap;
+	return t->nfree >= p->n && t->sq_used + p->nwr <= t->sq_depth &&
+	       t->ios_posted < t->io_cap;
 }
 
-/* WRs 2i (the page) and 2i + 1 (its sum) of p's chain. */
-static void chain_page(struct rdma_transport *t, const struct rdma_pend *p, uint32_t i,
-		       enum ibv_wr_opcode op)
+/* The end of the run of consecutive page numbers of p that starts at i. */
+static uint32_t run_end(const struct rdma_pend *p, uint32_t i)
 {
-	struct ibv_sge *s = &t->sge[2 * i];
-	struct ibv_send_wr *w = &t->wr[2 * i];
-	unsigned b = p->bounce[i];
+	uint32_t j = i + 1;
 
-	s[0] = (struct ibv_sge){ .addr = (uintptr_t)bounce_page(t, b), .length = MS_PAGE_SIZE,
-				 .lkey = t->mr->lkey };
-	s[1] = (struct ibv_sge){ .addr = (uintptr_t)bounce_sum(t, b), .length = 8,
-				 .lkey = t->mr->lkey };
-	w[0] = (struct ibv_send_wr){ .wr_id = p->id, .next = &w[1], .sg_list = &s[0],
-				     .num_sge = 1, .opcode = op };
-	w[0].wr.rdma.remote_addr = p->rg.data_addr + p->pages[i] * MS_PAGE_SIZE;
-	w[0].wr.rdma.rkey = p->rg.data_rkey;
-	w[1] = (struct ibv_send_wr){ .wr_id = p->id, .next = &w[2], .sg_list = &s[1],
-				     .num_sge = 1, .opcode = op };
-	w[1].wr.rdma.remote_addr = p->rg.sums_addr + p->pages[i] * 8;
-	w[1].wr.rdma.rkey = p->rg.sums_rkey;
+	while (j < p->n && p->pages[j] == p->pages[j - 1] + 1)
+		j++;
+	return j;
 }
 
-/* Takes bounce pages, fills them for a WRITE, posts the chain. */
+/* The chain of a READ/WRITE: see client_rdma.h. */
+uint32_t ms_client_rdma_chain_len(const struct rdma_transport *t, const struct rdma_pend *p)
+{
+	uint32_t nwr = 0;
+
+	for (uint32_t i = 0, j; i < p->n; i = j) {
+		j = run_end(p, i);
+		nwr += (j - i + t->max_sge - 1) / t->max_sge + 1;
+	}
+	return nwr;
+}
+
+void ms_client_rdma_chain(struct rdma_transport *t, const struct rdma_pend *p,
+			  enum ibv_wr_opcode op)
+{
+	unsigned slot = (unsigned)(p->id % MS_CLIENT_MAX_INFLIGHT);
+	struct ibv_send_wr *w = t->wr;
+	struct ibv_sge *s = t->sge;
+
+	for (uint32_t i = 0, j; i < p->n; i = j) {
+		j = run_end(p, i);
+		for (uint32_t k = i; k < j; k += t->max_sge) {
+			uint32_t m = MIN(j - k, t->max_sge);
+
+			*w = (struct ibv_send_wr){ .wr_id = p->id, .next = w + 1, .sg_list = s,
+						   .num_sge = (int)m, .opcode = op };
+			w->wr.rdma.remote_addr = p->rg.data_addr + p->pages[k] * MS_PAGE_SIZE;
+			w->wr.rdma.rkey = p->rg.data_rkey;
+			w++;
+			for (uint32_t q = k; q < k + m; q++)
+				*s++ = (struct ibv_sge){ .addr = (uintptr_t)bounce_page(t, p->bounce[q]),
+							 .length = MS_PAGE_SIZE, .lkey = t->mr->lkey };
+		}
+		*s = (struct ibv_sge){ .addr = (uintptr_t)pend_sum(t, slot, i),
+				       .length = 8 * (j - i), .lkey = t->mr->lkey };
+		*w = (struct ibv_send_wr){ .wr_id = p->id, .next = w + 1, .sg_list = s,
+					   .num_sge = 1, .opcode = op };
+		w->wr.rdma.remote_addr = p->rg.sums_addr + p->pages[i] * 8;
+		w->wr.rdma.rkey = p->rg.sums_rkey;
+		w++;
+		s++;
+	}
+	w[-1].next = NULL;
+	w[-1].send_flags = IBV_SEND_SIGNALED;
+}
+
+/* Takes bounce pages, fills them and the sums for a WRITE, posts the chain. */
 static int io_post(struct rdma_transport *t, struct rdma_pend *p)
 {
 	enum ibv_wr_opcode op = p->io->op == MS_OP_READ ? IBV_WR_RDMA_READ : IBV_WR_RDMA_WRITE;
+	unsigned slot = (unsigned)(p->id % MS_CLIENT_MAX_INFLIGHT);
 	struct ibv_send_wr *bad;
 	int ret;
 
@@ -189,18 +228,16 @@ static int io_post(struct rdma_transport *t, struct rdma_pend *p)
 
 			memcpy(dst, p->stage ? p->stage + (size_t)i * MS_PAGE_SIZE :
 			       ms_io_page(p->io, i), MS_PAGE_SIZE);
-			put_le64(bounce_sum(t, p->bounce[i]), ms_page_sum(dst));
+			put_le64(pend_sum(t, slot, i), ms_page_sum(dst));
 		}
-		chain_page(t, p, i, op);
 	}
 	free(p->stage);
 	p->stage = NULL;
-	t->wr[2 * p->n - 1].next = NULL;
-	t->wr[2 * p->n - 1].send_flags = IBV_SEND_SIGNALED;
+	ms_client_rdma_chain(t, p, op);
 	ret = ibv_post_send(t->id->qp, t->wr, &bad);
 	if (ret)
 		return -ret; /* the caller kills the client: bounce pages stay taken */
-	t->sq_used += 2 * p->n;
+	t->sq_used += p->nwr;
 	t->ios_posted++;
 	return 0;
 }
@@ -244,7 +281,7 @@ static bool io_stale(struct rdma_transport *t, struct rdma_pend *p)
 /* Posts queued READ/WRITEs, in order, while they fit. */
 static int pump(struct rdma_transport *t)
 {
-	while (t->qhead && io_fits(t, t->qhead->n)) {
+	while (t->qhead && io_fits(t, t->qhead)) {
 		struct rdma_pend *p = t->qhead;
 		int ret;
 
@@ -282,7 +319,8 @@ static int io_submit(struct ms_client *c, struct ms_io *io)
 	p->n = io->npages;
 	p->stage = NULL;
 	memcpy(p->pages, io->pages, (size_t)io->npages * sizeof(*io->pages));
-	if (!t->qhead && io_fits(t, p->n)) {
+	p->nwr = ms_client_rdma_chain_len(t, p);
+	if (!t->qhead && io_fits(t, p)) {
 		ret = io_post(t, p);
 		if (ret)
 			ms_client_fail(c, ret); /* part of a chain may be posted */
@@ -297,11 +335,12 @@ static int io_submit(struct ms_client *c, struct ms_io *io)
 /* A READ's pages arrived: check each against its stored sum, copy it out. */
 static int read_done(struct rdma_transport *t, const struct rdma_pend *p)
 {
+	unsigned slot = (unsigned)(p->id % MS_CLIENT_MAX_INFLIGHT);
 	struct ms_io *io = p->io;
 
 	for (uint32_t i = 0; i < p->n; i++) {
 		const uint8_t *src = bounce_page(t, p->bounce[i]);
-		uint64_t sum = get_le64(bounce_sum(t, p->bounce[i]));
+		uint64_t sum = get_le64(pend_sum(t, slot, i));
 		uint8_t *dst = ms_io_page(io, i);
 
 		if (io->zero)
@@ -331,7 +370,7 @@ static int on_io(struct ms_client *c, const struct ibv_wc *wc)
 		result = read_done(t, p);
 	for (uint32_t i = 0; i < p->n; i++)
 		t->free_bounce[t->nfree++] = p->bounce[i];
-	t->sq_used -= 2 * p->n;
+	t->sq_used -= p->nwr;
 	t->ios_posted--;
 	p->id = 0;
 	ms_client_complete(c, p->io, result);
@@ -422,22 +461,38 @@ static int cm_events(struct rdma_transport *t)
 	return errno == EAGAIN || errno == EINTR ? 0 : -errno;
 }
 
-/* Everything that needs no waiting: events, completions, replies, posts. */
+/*
+ * Everything that needs no waiting: completions, replies, connection events,
+ * posts. Completions come first: what arrived before a disconnect (a reply,
+ * the remote access error that made the server drop us) decides the outcome,
+ * not the disconnect it caused, even when both are ready together. The first
+ * error sticks (t->lost): the connection is unusable from then on.
+ */
 static int progress(struct ms_client *c, unsigned ready)
 {
 	struct rdma_transport *t = tp(c);
-	int ret = 0;
+	int ret = t->lost;
 
-	if (ready & EV_CM)
-		ret = cm_events(t);
 	if (!ret)
 		ret = drain(c, ready);
 	if (!ret && !t->handshaking)
 		ret = ms_frame_parse(c, &t->rx);
+	if (!ret && (ready & EV_CM)) {
+		ret = cm_events(t);
+		if (ret) { /* what completed just before it says more */
+			int why = drain(c, 0);
+
+			if (!why && !t->handshaking)
+				why = ms_frame_parse(c, &t->rx);
+			ret = why ? why : ret;
+		}
+	}
 	if (!ret)
 		ret = ctl_send(t);
 	if (!ret)
 		ret = pump(t);
+	if (ret)
+		t->lost = ret;
 	return ret;
 }
 
@@ -457,20 +512,27 @@ static int wait_ready(struct rdma_transport *t, int ms, unsigned *ready)
 
 /*
  * One round: take what is ready, and unless timeout_ms is 0 wait for
- * something to complete (spinning SPIN_NS first while RDMA is in flight).
- * Returns 0, or -errno after killing the client.
+ * something to complete. Event mode (the default) spins SPIN_NS while RDMA is
+ * in flight, then sleeps on the epoll fd. Busy mode spins on the CQ for as
+ * long as any request is in flight (up to timeout_ms), with no system call
+ * but a look at the CM channel every CM_CHECK_NS, so a disconnect still ends
+ * the wait; with nothing in flight there is nothing to spin for and it
+ * sleeps as event mode does. Returns 0, or -errno after killing the client.
  */
 static int rdma_poll(struct ms_client *c, int timeout_ms)
 {
 	struct rdma_transport *t = tp(c);
 	uint64_t start = now_ns(), deadline = start + (uint64_t)MAX(timeout_ms, 0) * 1000000;
-	unsigned ready;
-	int ret;
+	unsigned ready = 0;
+	int ret = 0;
 
 	if (c->dead)
 		return c->dead;
-	ret = wait_ready(t, 0, &ready);
+	if (!t->busy || timeout_ms == 0)
+		ret = wait_ready(t, 0, &ready);
 	for (;;) {
+		uint64_t now;
+
 		if (!ret)
 			ret = progress(c, ready);
 		if (ret) {
@@ -479,12 +541,19 @@ static int rdma_poll(struct ms_client *c, int timeout_ms)
 		}
 		if (c->done_head || timeout_ms == 0)
 			return 0;
-		if (timeout_ms > 0 && ms_left(deadline) == 0)
+		now = now_ns();
+		if (timeout_ms > 0 && now >= deadline)
 			return 0;
-		if (t->ios_posted && now_ns() - start < SPIN_NS) {
-			ready = 0;
+		ready = 0;
+		if (t->busy && c->inflight) {
+			if (now - t->cm_checked >= CM_CHECK_NS) {
+				t->cm_checked = now;
+				ready = EV_CM;
+			}
 			continue;
 		}
+		if (t->ios_posted && now - start < SPIN_NS)
+			continue;
 		ret = wait_ready(t, timeout_ms < 0 ? -1 : ms_left(deadline), &ready);
 	}
 }
@@ -501,10 +570,10 @@ static int rdma_xfer(struct ms_client *c, const void *out, size_t outlen, void *
 		return -ENOMEM;
 	for (;;) {
 		ret = progress(c, ready);
+		if (buf_len(&t->rx) >= inlen)
+			break; /* a reply that arrived before the end still counts */
 		if (ret)
 			return ret;
-		if (buf_len(&t->rx) >= inlen)
-			break;
 		if (ms_left(deadline) == 0)
 			return -ETIMEDOUT;
 		ret = wait_ready(t, ms_left(deadline), &ready);
@@ -574,14 +643,46 @@ static void rdma_close(struct ms_client *c)
 	c->transport = NULL;
 }
 
-static const struct ms_client_ops rdma_ops = {
+/* Busy mode is only a way of waiting (rdma_poll): switching is immediate. */
+static int rdma_set_busy_poll(struct ms_client *c, bool on)
+{
+	tp(c)->busy = on;
+	return 0;
+}
+
+const struct ms_client_ops ms_client_rdma_ops = {
 	.scheme = "rdma",
 	.submit = rdma_submit,
 	.poll = rdma_poll,
 	.flush = rdma_flush,
 	.fd = rdma_fd,
 	.close = rdma_close,
+	.set_busy_poll = rdma_set_busy_poll,
 };
+
+int ms_client_rdma_debug_remote(struct ms_client *c, uint64_t region, struct ms_rdma_remote *get,
+				const struct ms_rdma_remote *set)
+{
+	struct rdma_region *rg;
+
+	if (c->ops != &ms_client_rdma_ops || !c->transport)
+		return -EPROTONOSUPPORT;
+	rg = region_find(tp(c), region);
+	if (!rg || rg->deleted)
+		return -ENOENT;
+	if (get)
+		*get = (struct ms_rdma_remote){ .data_addr = rg->data_addr,
+						.sums_addr = rg->sums_addr,
+						.data_rkey = rg->data_rkey,
+						.sums_rkey = rg->sums_rkey };
+	if (set) {
+		rg->data_addr = set->data_addr;
+		rg->sums_addr = set->sums_addr;
+		rg->data_rkey = set->data_rkey;
+		rg->sums_rkey = set->sums_rkey;
+	}
+	return 0;
+}
 
 /*
  * librdmacm opens each device once per process and keeps it: a child forked
@@ -622,7 +723,7 @@ int ms_client_rdma_connect(struct ms_client *c, const char *host, uint16_t port,
 	if (ret)
 		goto free_t;
 	c->transport = t;
-	c->ops = &rdma_ops;
+	c->ops = &ms_client_rdma_ops;
 	t->handshaking = true;
 	ret = ms_client_handshake(c, key, rdma_xfer);
 	t->handshaking = false;

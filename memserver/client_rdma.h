@@ -21,7 +21,9 @@
 #define SEND_BUFS 8u		/* control SEND messages in flight */
 #define MAX_REGIONS 64u		/* MS_SESSION_MAX_OPENS: the server's limit */
 #define RD_DEPTH_MAX 128u	/* RDMA READs in flight asked for (device caps it) */
-#define SPIN_NS 20000		/* a waiting poll busy-polls this long first */
+#define SPIN_NS 20000		/* event mode: a waiting poll spins this long first */
+#define CM_CHECK_NS 1000000	/* busy mode: how often a spin reads the CM channel */
+#define MAX_SGE 16u		/* pages per RDMA READ/WRITE (the device may allow fewer) */
 #define WC_BATCH 16		/* completions taken per ibv_poll_cq */
 /* wr_id: a READ/WRITE chain's is its request id (< 2^62); these tag the rest. */
 #define WRID_SEND (1ull << 63)
@@ -44,6 +46,7 @@ struct rdma_pend {		/* a one-sided READ/WRITE, indexed like c->slots */
 	struct ms_io *io;
 	struct rdma_region rg;	/* where it goes, as of submit */
 	uint32_t n;
+	uint32_t nwr;		/* work requests of its chain (ms_client_rdma_chain_len) */
 	uint8_t *stage;		/* queued WRITE: a copy of the caller's pages */
 	struct rdma_pend *next;	/* queued: the next one in submission order */
 	uint64_t pages[MS_MAX_BATCH];
@@ -62,7 +65,11 @@ struct rdma_transport {
 	size_t arena_len;
 	int epfd;
 	bool connected, armed, handshaking;
+	bool busy;		/* ms_client_set_busy_poll */
+	int lost;		/* 0, or the -errno that ended the connection */
+	uint64_t cm_checked;	/* busy mode: when the CM channel was last read */
 	unsigned sq_depth, sq_used, cqe, io_cap, ios_posted;
+	unsigned max_sge;	/* pages per RDMA READ/WRITE: 1..MAX_SGE */
 	uint8_t init_depth, resp_res;
 	unsigned nfree, nsend_free, rg_next;
 	uint16_t free_bounce[BOUNCE_PAGES];
@@ -83,7 +90,13 @@ static inline int ms_left(uint64_t deadline)
 	return left > 0 ? (int)((left + 999999) / 1000000) : 0;
 }
 
-/* The arena: bounce pages | receive buffers | send buffers | bounce sums. */
+/*
+ * The arena: bounce pages | receive buffers | send buffers | sums. The sums
+ * are staged per request, not per bounce page: the slot of c->slots (so of
+ * t->pend) a READ/WRITE occupies owns MS_MAX_BATCH of them, one per page in
+ * request order, so the sums of consecutive pages are contiguous on both
+ * sides and move in one RDMA READ/WRITE.
+ */
 static inline uint8_t *bounce_page(const struct rdma_transport *t, unsigned i)
 {
 	return t->arena + (size_t)i * MS_PAGE_SIZE;
@@ -99,10 +112,14 @@ static inline uint8_t *send_buf(const struct rdma_transport *t, unsigned i)
 	return recv_buf(t, MS_RDMA_RECV_DEPTH + i);
 }
 
-static inline uint8_t *bounce_sum(const struct rdma_transport *t, unsigned i)
+static inline uint8_t *pend_sum(const struct rdma_transport *t, unsigned slot, unsigned i)
 {
-	return send_buf(t, SEND_BUFS) + (size_t)i * 8;
+	return send_buf(t, SEND_BUFS) + ((size_t)slot * MS_MAX_BATCH + i) * 8;
 }
+
+#define ARENA_LEN ((size_t)BOUNCE_PAGES * MS_PAGE_SIZE + \
+		   (size_t)(MS_RDMA_RECV_DEPTH + SEND_BUFS) * MS_RDMA_MSG + \
+		   (size_t)MS_CLIENT_MAX_INFLIGHT * MS_MAX_BATCH * 8)
 
 static inline int post_recv(struct rdma_transport *t, unsigned i)
 {
@@ -125,5 +142,22 @@ int ms_client_rdma_setup(struct rdma_transport *t, const char *host, uint16_t po
 
 /* Disconnects and frees everything setup made (not t itself). */
 void ms_client_rdma_teardown(struct rdma_transport *t);
+
+/* The transport's operations (client_rdma.c); for the unit tests. */
+extern const struct ms_client_ops ms_client_rdma_ops;
+
+/*
+ * A READ/WRITE's chain of work requests (client_rdma.c; exposed for the unit
+ * tests). For each run of consecutive page numbers of p, its pages (one range
+ * on the server) in WRs of up to t->max_sge bounce pages each, then its sums
+ * (one range on the server, and contiguous in p's sum slots) in one WR: so a
+ * WRITE puts every page on the wire before its sum, which an RC queue pair
+ * keeps in order. Only the last WR is signalled; all carry wr_id p->id.
+ * chain_len is the number of WRs (2 * p->n at most: scattered pages);
+ * chain builds them in t->wr and t->sge, p->bounce[] already taken.
+ */
+uint32_t ms_client_rdma_chain_len(const struct rdma_transport *t, const struct rdma_pend *p);
+void ms_client_rdma_chain(struct rdma_transport *t, const struct rdma_pend *p,
+			  enum ibv_wr_opcode op);
 
 #endif

@@ -23,8 +23,7 @@ static int arena_setup(struct rdma_transport *t)
 {
 	int ret;
 
-	t->arena_len = (size_t)BOUNCE_PAGES * (MS_PAGE_SIZE + 8) +
-		       (size_t)(MS_RDMA_RECV_DEPTH + SEND_BUFS) * MS_RDMA_MSG;
+	t->arena_len = ARENA_LEN;
 	t->arena = aligned_alloc(MS_PAGE_SIZE, t->arena_len);
 	if (!t->arena)
 		return -ENOMEM;
@@ -188,9 +187,11 @@ free_ai:
 
 /*
  * Queue sizes. Pages in flight are bounded by the bounce arena, so the send
- * queue needs 2 WRs per bounce page plus the SENDs (not MS_CLIENT_MAX_INFLIGHT
- * full batches: 32768 WRs, more than many devices allow); the CQ holds one
- * completion per WR even when a dead QP flushes unsignalled ones.
+ * queue needs at most 2 WRs per bounce page (scattered pages) plus the SENDs
+ * (not MS_CLIENT_MAX_INFLIGHT full batches: 32768 WRs, more than many devices
+ * allow); the CQ holds one completion per WR even when a dead QP flushes
+ * unsignalled ones. A READ/WRITE WR scatters or gathers up to max_sge bounce
+ * pages (the lesser of MAX_SGE and what the device allows for RDMA READ).
  */
 static int size_queues(struct rdma_transport *t, const struct ibv_device_attr *da)
 {
@@ -201,6 +202,9 @@ static int size_queues(struct rdma_transport *t, const struct ibv_device_attr *d
 	t->cqe = MIN(t->sq_depth + MS_RDMA_RECV_DEPTH, max_cqe);
 	t->init_depth = (uint8_t)MIN((unsigned)MAX(da->max_qp_init_rd_atom, 0), RD_DEPTH_MAX);
 	t->resp_res = (uint8_t)MIN((unsigned)MAX(da->max_qp_rd_atom, 0), RD_DEPTH_MAX);
+	t->max_sge = MIN((unsigned)MAX(da->max_sge, 1), MAX_SGE);
+	if (da->max_sge_rd > 0)
+		t->max_sge = MIN(t->max_sge, (unsigned)da->max_sge_rd);
 	if (t->sq_depth < 2 * MS_MAX_BATCH + SEND_BUFS || max_wr < MS_RDMA_RECV_DEPTH ||
 	    t->cqe < SEND_BUFS + MS_RDMA_RECV_DEPTH + 1 || !t->init_depth) {
 		log_err("%s: RDMA device %s is too small (max_qp_wr %d, max_cqe %d, "
@@ -246,11 +250,14 @@ static int verbs_setup(struct rdma_transport *t)
 	qa.send_cq = qa.recv_cq = t->cq;
 	qa.cap = (struct ibv_qp_cap){ .max_send_wr = t->sq_depth,
 				      .max_recv_wr = MS_RDMA_RECV_DEPTH,
-				      .max_send_sge = 1, .max_recv_sge = 1 };
-	if (rdma_create_qp(t->id, t->pd, &qa)) {
-		ret = -errno;
-		goto destroy_cq;
+				      .max_send_sge = t->max_sge, .max_recv_sge = 1 };
+	ret = rdma_create_qp(t->id, t->pd, &qa) ? -errno : 0;
+	if (ret && t->max_sge > 1) { /* a device may take fewer at this depth */
+		t->max_sge = qa.cap.max_send_sge = 1;
+		ret = rdma_create_qp(t->id, t->pd, &qa) ? -errno : 0;
 	}
+	if (ret)
+		goto destroy_cq;
 	ret = arena_setup(t);
 	if (ret)
 		goto destroy_qp;

@@ -254,7 +254,20 @@ void ms_conn_close(struct ms_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	__atomic_fetch_sub(&w->srv->nconns, 1, __ATOMIC_RELAXED);
-	free(c);
+	c->dead = true;
+	c->prev = NULL;
+	c->next = w->graveyard;
+	w->graveyard = c;
+}
+
+static void worker_bury(struct ms_worker *w)
+{
+	while (w->graveyard) {
+		struct ms_conn *c = w->graveyard;
+
+		w->graveyard = c->next;
+		free(c);
+	}
 }
 
 static void worker_accept(struct ms_worker *w)
@@ -355,15 +368,19 @@ static void *worker_main(void *arg)
 				worker_accept(w);
 			else if (w->srv->rdma && p == w->srv->rdma)
 				ms_rdma_listener_event(w->srv->rdma, w);
+			else if (((struct ms_conn *)p)->dead)
+				continue;	/* closed earlier in this batch */
 			else if (((struct ms_conn *)p)->rdma)
 				ms_rdma_conn_event(p);
 			else
 				conn_event(p, events[i].events);
 		}
+		worker_bury(w);
 	}
 out:
 	while (w->conns)
 		ms_conn_close(w->conns);
+	worker_bury(w);
 	return NULL;
 }
 

@@ -33,7 +33,8 @@ struct ms_conn {
 	bool paused;		/* not reading: output above high water */
 	bool want_out;		/* EPOLLOUT registered */
 	unsigned deferred;
-	struct ms_conn *prev, *next;
+	bool dead;		/* closed; freed after the current epoll batch */
+	struct ms_conn *prev, *next;	/* the worker's list, or its graveyard */
 };
 
 struct ms_timer {
@@ -49,6 +50,10 @@ struct ms_worker {
 	int epfd;
 	int stopfd;
 	struct ms_conn *conns;
+	/* Closed connections whose memory must outlive the epoll batch that
+	 * closed them: a later event of the same batch may still name them
+	 * (an RDMA connection is closed from the listener's event). */
+	struct ms_conn *graveyard;
 	struct ms_timer *timers;
 	unsigned ntimers, timers_cap;
 	struct ms_op_stats stats[MS_OP_MAX];
@@ -72,7 +77,8 @@ struct ms_server {
  * -errno when the connection must be closed now. Worker thread only. */
 int ms_conn_process(struct ms_conn *c);
 
-/* Closes and frees c (either kind). Worker thread only. */
+/* Closes c (either kind); its memory goes when the worker's current epoll
+ * batch is done. Worker thread only. */
 void ms_conn_close(struct ms_conn *c);
 
 /* Sets c up on worker w (session, list, count); the caller has added its fd

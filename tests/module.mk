@@ -13,7 +13,7 @@ TESTS_UNIT_DIR := $(BUILD)/tests/unit
 TESTS_INTEGRATION_DIR := $(BUILD)/tests/integration
 
 TESTS_UNIT_NAMES := common proto store session
-TESTS_INTEGRATION_NAMES := ms_ops ms_auth ms_robust
+TESTS_INTEGRATION_NAMES := ms_ops ms_auth ms_robust ms_protect
 
 TESTS_UNIT_BINS := $(TESTS_UNIT_NAMES:%=$(TESTS_UNIT_DIR)/test_%)
 TESTS_INTEGRATION_BINS := $(TESTS_INTEGRATION_NAMES:%=$(TESTS_INTEGRATION_DIR)/test_%)

@@ -13,7 +13,7 @@
 set -u
 . "$(dirname "$0")/../../tools/testhost/lib.sh"
 : "${TESTHOST_BUILD:=$TH_TOP/build}"
-: "${RDMA_SUITES:=test_ms_ops test_ms_auth test_ms_robust}"
+: "${RDMA_SUITES:=test_ms_ops test_ms_auth test_ms_robust test_ms_protect}"
 : "${RDMA_HOST:=h1}"
 : "${CASE:=case-ms-rdma}"
 th_need_hosts "$RDMA_HOST" || exit 1

@@ -3,18 +3,25 @@
  * daemon over loopback TCP, through the client library: round trips of every
  * operation, large transfers, pipelining with out-of-order completion,
  * concurrent clients, fencing, idempotent retries, capacity reservation,
- * reuse of deleted regions, checksums and STAT.
+ * reuse of deleted regions, checksums and STAT (over either transport:
+ * LEGATO_TEST_RDMA_ADDR, see harness.h). What fencing and protection domains
+ * guarantee, and busy polling, are in test_ms_protect.c.
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/util.h"
+#include "memserver/client_impl.h"
 #include "tests/integration/harness.h"
 
 #define MiB (1ull << 20)

@@ -3,8 +3,11 @@
  * uses it, on any machine (no RDMA device needed): every request the encoder
  * frames decodes with the server's decoder; a REGION_OPEN reply carries
  * exactly open_extra more bytes and the transport's hook sees them (and a
- * DELETE) before the request completes; and an rdma:// connect that cannot
- * succeed fails within its timeout with a -errno, never hangs.
+ * DELETE) before the request completes; an rdma:// connect that cannot
+ * succeed fails within its timeout with a -errno, never hangs; the busy-poll
+ * and registration test hooks reach the rdma:// transport (and tcp:// says
+ * it has neither); and the chains of work requests the data path posts move
+ * every page and every sum to the right place, each page before its sum.
  */
 #include <check.h>
 #include <errno.h>
@@ -16,6 +19,7 @@
 #include "common/util.h"
 #include "common/wire.h"
 #include "memserver/client_impl.h"
+#include "memserver/client_rdma.h"
 
 static uint8_t seen_extra[MS_RDMA_OPEN_EXTRA];
 static int hook_calls, hook_deletes, hook_result;
@@ -214,6 +218,234 @@ START_TEST(rdma_connect_fails_fast)
 }
 END_TEST
 
+/* tcp:// has neither busy polling nor registrations. */
+START_TEST(tcp_has_no_rdma_hooks)
+{
+	struct ms_rdma_remote r;
+	struct ms_client *c;
+
+	ck_assert_int_eq(ms_client_tcp_detached(&c), 0);
+	ck_assert_int_eq(ms_client_set_busy_poll(c, true), -EOPNOTSUPP);
+	ck_assert_int_eq(ms_client_set_busy_poll(c, false), -EOPNOTSUPP);
+	ck_assert_int_eq(ms_client_rdma_debug_remote(c, 1, &r, NULL), -EPROTONOSUPPORT);
+	ck_assert_int_eq(ms_client_rdma_debug_remote(c, 1, NULL, &r), -EPROTONOSUPPORT);
+	ms_client_close(c);
+}
+END_TEST
+
+/*
+ * A client with the rdma:// operations over a transport that was never
+ * connected (no device): enough for the hooks, which only touch its state.
+ * Freed by hand: ms_client_close would tear down verbs objects it lacks.
+ */
+static struct ms_client *fake_rdma_client(struct rdma_transport **tp)
+{
+	struct ms_client *c = calloc(1, sizeof(*c));
+	struct rdma_transport *t = calloc(1, sizeof(*t));
+
+	ck_assert(c && t);
+	c->ops = &ms_client_rdma_ops;
+	c->transport = t;
+	t->c = c;
+	t->epfd = -1;
+	*tp = t;
+	return c;
+}
+
+START_TEST(rdma_busy_poll_op)
+{
+	struct rdma_transport *t;
+	struct ms_client *c = fake_rdma_client(&t);
+
+	ck_assert_ptr_nonnull(ms_client_rdma_ops.set_busy_poll);
+	ck_assert(!t->busy); /* event mode by default */
+	ck_assert_int_eq(ms_client_set_busy_poll(c, true), 0);
+	ck_assert(t->busy);
+	ck_assert_int_eq(ms_client_set_busy_poll(c, true), 0);
+	ck_assert(t->busy);
+	ck_assert_int_eq(ms_client_set_busy_poll(c, false), 0);
+	ck_assert(!t->busy);
+	free(t);
+	free(c);
+}
+END_TEST
+
+START_TEST(rdma_debug_remote)
+{
+	struct rdma_transport *t;
+	struct ms_client *c = fake_rdma_client(&t);
+	struct ms_rdma_remote r, forged = { .data_addr = 0x1000, .sums_addr = 0x2000,
+					     .data_rkey = 0x11, .sums_rkey = 0x22 };
+
+	ck_assert_int_eq(ms_client_rdma_debug_remote(c, 9, &r, NULL), -ENOENT);
+	t->regions[5] = (struct rdma_region){ .used = true, .id = 9, .epoch = 3, .npages = 16,
+					      .data_addr = 0xa000, .sums_addr = 0xb000,
+					      .data_rkey = 0xaa, .sums_rkey = 0xbb };
+	ck_assert_int_eq(ms_client_rdma_debug_remote(c, 8, &r, NULL), -ENOENT);
+	ck_assert_int_eq(ms_client_rdma_debug_remote(c, 9, NULL, NULL), 0);
+	ck_assert_int_eq(ms_client_rdma_debug_remote(c, 9, &r, NULL), 0);
+	ck_assert_uint_eq(r.data_addr, 0xa000);
+	ck_assert_uint_eq(r.sums_addr, 0xb000);
+	ck_assert_uint_eq(r.data_rkey, 0xaa);
+	ck_assert_uint_eq(r.sums_rkey, 0xbb);
+	/* get is taken before set. */
+	ck_assert_int_eq(ms_client_rdma_debug_remote(c, 9, &r, &forged), 0);
+	ck_assert_uint_eq(r.data_rkey, 0xaa);
+	ck_assert_uint_eq(t->regions[5].data_addr, 0x1000);
+	ck_assert_uint_eq(t->regions[5].sums_addr, 0x2000);
+	ck_assert_uint_eq(t->regions[5].data_rkey, 0x11);
+	ck_assert_uint_eq(t->regions[5].sums_rkey, 0x22);
+	/* Only the registrations change. */
+	ck_assert_uint_eq(t->regions[5].epoch, 3);
+	ck_assert_uint_eq(t->regions[5].npages, 16);
+	t->regions[5].deleted = true;
+	ck_assert_int_eq(ms_client_rdma_debug_remote(c, 9, &r, NULL), -ENOENT);
+	free(t);
+	free(c);
+}
+END_TEST
+
+/* ---- chains of work requests ---------------------------------------------- */
+
+/*
+ * Builds the chain of a request for pages[0..n) over a fake transport and
+ * checks it against what the data path needs: chain_len WRs, linked, each of
+ * opcode op and wr_id p->id, only the last signalled; at most max_sge pages
+ * per WR; every page i moves exactly once between its bounce page and
+ * data_addr + pages[i] * 4096, and its sum exactly once between sum slot i of
+ * the request and sums_addr + pages[i] * 8, the page in an earlier WR than
+ * the sum. Returns the number of WRs.
+ */
+static uint32_t check_chain(struct rdma_transport *t, const uint64_t *pages, uint32_t n,
+			    enum ibv_wr_opcode op)
+{
+	static struct rdma_pend p;
+	static struct ibv_mr mr = { .lkey = 0x77 };
+	int page_wr[MS_MAX_BATCH], sum_wr[MS_MAX_BATCH];
+	const uint64_t data = 1ull << 40, sums = 1ull << 41;
+	uint32_t nwr, k = 0;
+	unsigned slot;
+
+	p = (struct rdma_pend){ .id = 5 * MS_CLIENT_MAX_INFLIGHT + 17, .n = n,
+				.rg = { .data_addr = data, .sums_addr = sums, .data_rkey = 0xd,
+					.sums_rkey = 0x5 } };
+	slot = (unsigned)(p.id % MS_CLIENT_MAX_INFLIGHT);
+	t->mr = &mr;
+	for (uint32_t i = 0; i < n; i++) {
+		p.pages[i] = pages[i];
+		p.bounce[i] = (uint16_t)((i * 37 + 11) % BOUNCE_PAGES); /* any order */
+		page_wr[i] = sum_wr[i] = -1;
+	}
+	nwr = ms_client_rdma_chain_len(t, &p);
+	ck_assert_uint_le(nwr, 2 * n);
+	ms_client_rdma_chain(t, &p, op);
+	for (struct ibv_send_wr *w = t->wr; w; w = w->next, k++) {
+		bool last = !w->next;
+
+		ck_assert_uint_lt(k, nwr);
+		ck_assert_ptr_eq(w, &t->wr[k]);
+		ck_assert_uint_eq(w->wr_id, p.id);
+		ck_assert_int_eq(w->opcode, op);
+		ck_assert_uint_eq(w->send_flags, last ? IBV_SEND_SIGNALED : 0);
+		ck_assert_int_ge(w->num_sge, 1);
+		ck_assert_uint_le((unsigned)w->num_sge, t->max_sge);
+		ck_assert(w->sg_list >= t->sge && w->sg_list + w->num_sge <= t->sge + 2 * MS_MAX_BATCH);
+		if (w->wr.rdma.rkey == 0x5) { /* sums: one slot range, one server range */
+			uint64_t off = w->wr.rdma.remote_addr - sums;
+			uintptr_t local = (uintptr_t)w->sg_list[0].addr;
+			uint32_t first = (uint32_t)((local - (uintptr_t)pend_sum(t, slot, 0)) / 8);
+
+			ck_assert_int_eq(w->num_sge, 1);
+			ck_assert_uint_eq(w->sg_list[0].lkey, 0x77);
+			ck_assert_uint_eq(local, (uintptr_t)pend_sum(t, slot, first));
+			ck_assert_uint_eq(off % 8, 0);
+			ck_assert_uint_eq(w->sg_list[0].length % 8, 0);
+			for (uint32_t q = 0; q < w->sg_list[0].length / 8; q++) {
+				uint32_t i = first + q;
+
+				ck_assert_uint_lt(i, n);
+				ck_assert_int_eq(sum_wr[i], -1);
+				ck_assert_uint_eq(pages[i], off / 8 + q);
+				ck_assert_msg(page_wr[i] >= 0, "sum of page %u before the page", i);
+				sum_wr[i] = (int)k;
+			}
+		} else { /* pages: bounce pages in request order, one server range */
+			uint64_t off = w->wr.rdma.remote_addr - data;
+
+			ck_assert_uint_eq(w->wr.rdma.rkey, 0xd);
+			ck_assert_uint_eq(off % MS_PAGE_SIZE, 0);
+			for (int q = 0; q < w->num_sge; q++) {
+				const struct ibv_sge *s = &w->sg_list[q];
+				uint32_t i;
+
+				ck_assert_uint_eq(s->length, MS_PAGE_SIZE);
+				ck_assert_uint_eq(s->lkey, 0x77);
+				for (i = 0; i < n; i++)
+					if (page_wr[i] == -1 && pages[i] == off / MS_PAGE_SIZE + (unsigned)q &&
+					    s->addr == (uintptr_t)bounce_page(t, p.bounce[i]))
+						break;
+				ck_assert_msg(i < n, "WR %u sge %d moves no page of the request", k, q);
+				page_wr[i] = (int)k;
+			}
+		}
+	}
+	ck_assert_uint_eq(k, nwr);
+	for (uint32_t i = 0; i < n; i++)
+		ck_assert_msg(page_wr[i] >= 0 && sum_wr[i] > page_wr[i], "page %u: WRs %d, %d", i,
+			      page_wr[i], sum_wr[i]);
+	return nwr;
+}
+
+START_TEST(chains_coalesce_runs)
+{
+	struct rdma_transport *t;
+	struct ms_client *c = fake_rdma_client(&t);
+	uint64_t pages[MS_MAX_BATCH];
+
+	t->arena = malloc(ARENA_LEN);
+	ck_assert_ptr_nonnull(t->arena);
+	/* One page: the page and its sum. */
+	t->max_sge = MAX_SGE;
+	pages[0] = 7;
+	ck_assert_uint_eq(check_chain(t, pages, 1, IBV_WR_RDMA_READ), 2);
+	/* A full batch of consecutive pages: 64 / 16 page WRs, one for the sums. */
+	for (unsigned i = 0; i < MS_MAX_BATCH; i++)
+		pages[i] = 1000 + i;
+	ck_assert_uint_eq(check_chain(t, pages, MS_MAX_BATCH, IBV_WR_RDMA_READ),
+			  MS_MAX_BATCH / MAX_SGE + 1);
+	ck_assert_uint_eq(check_chain(t, pages, MS_MAX_BATCH, IBV_WR_RDMA_WRITE),
+			  MS_MAX_BATCH / MAX_SGE + 1);
+	/* Scattered (and descending) pages: two WRs each, as before runs. */
+	for (unsigned i = 0; i < MS_MAX_BATCH; i++)
+		pages[i] = 3 * (MS_MAX_BATCH - i);
+	ck_assert_uint_eq(check_chain(t, pages, MS_MAX_BATCH, IBV_WR_RDMA_WRITE),
+			  2 * MS_MAX_BATCH);
+	/* Runs 3-5, 9-10, 2, 2-3 (page 2 twice); a device allowing 2 pages per WR. */
+	{
+		static const uint64_t mixed[] = { 3, 4, 5, 9, 10, 2, 2, 3 };
+
+		t->max_sge = 2;
+		/* 3-5: 2 + 1; 9-10: 1 + 1; 2: 1 + 1; 2-3: 1 + 1 */
+		ck_assert_uint_eq(check_chain(t, mixed, ARRAY_SIZE(mixed), IBV_WR_RDMA_WRITE), 9);
+		t->max_sge = 1;
+		ck_assert_uint_eq(check_chain(t, mixed, ARRAY_SIZE(mixed), IBV_WR_RDMA_READ), 12);
+	}
+	/* Random requests: runs of random length at random places. */
+	srand(7);
+	for (unsigned round = 0; round < 2000; round++) {
+		uint32_t n = 1 + (uint32_t)rand() % MS_MAX_BATCH;
+
+		for (uint32_t i = 0; i < n; i++)
+			pages[i] = i && rand() % 4 ? pages[i - 1] + 1 : (uint64_t)(rand() % 200);
+		t->max_sge = 1 + (unsigned)rand() % MAX_SGE;
+		check_chain(t, pages, n, round % 2 ? IBV_WR_RDMA_READ : IBV_WR_RDMA_WRITE);
+	}
+	free(t->arena);
+	free(t);
+	free(c);
+}
+END_TEST
+
 static Suite *client_rdma_suite(void)
 {
 	Suite *s = suite_create("client_rdma");
@@ -225,6 +457,10 @@ static Suite *client_rdma_suite(void)
 	tcase_add_test(tc, open_reply_plain);
 	tcase_add_test(tc, open_reply_extra);
 	tcase_add_test(tc, open_reply_short);
+	tcase_add_test(tc, tcp_has_no_rdma_hooks);
+	tcase_add_test(tc, rdma_busy_poll_op);
+	tcase_add_test(tc, rdma_debug_remote);
+	tcase_add_test(tc, chains_coalesce_runs);
 	suite_add_tcase(s, tc);
 	tcase_set_timeout(tcc, 20);
 	tcase_add_test(tcc, rdma_connect_fails_fast);
