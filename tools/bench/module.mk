@@ -147,3 +147,35 @@ check-virtio-bench-smoke: $(VMM_BIN) $(MEMSERVER_BIN) $(BUILD)/testhost-agent gu
 	jq -e '.ratios.blk_read_vs_qemu_ratio.value > 0' $(BUILD)/bench-smoke-virtio/blk.json >/dev/null
 	jq -e '.ratios.net_guest_to_host_vs_qemu_ratio.value > 0' \
 		$(BUILD)/bench-smoke-virtio/net.json >/dev/null
+
+# bench-rdma: 4 KiB READ latency and pages/s of the memory server over rdma://
+# and tcp:// between two test hosts (Soft-RoCE), against perftest's
+# ib_read_lat (busy-polling), ib_read_lat -e (events) and ib_read_bw on the
+# same rxe devices, in one run (tools/bench/rdma.sh -> docs/bench/rdma.json).
+# bench-rdma is the client program it runs on the second host.
+BENCH_RDMA_BIN := $(BUILD)/bench-rdma
+PROGS += $(BENCH_RDMA_BIN)
+BENCH_TARGETS += bench-rdma
+DEPS_PKGS += perftest
+
+$(BENCH_RDMA_BIN): $(OBJ)/tools/bench/bench_rdma.o $(OBJ)/tools/bench/benchutil.o \
+		$(LIBMSCLIENT) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(COMMON_LDLIBS) -ljansson -lm
+
+.PHONY: bench-rdma check-rdma-bench-smoke
+bench-rdma: $(BENCH_RDMA_BIN) $(MEMSERVER_BIN) $(BUILD)/testhost-agent $(BENCH_REPORT_BIN) | deps
+	bash tools/bench/rdma.sh --out $(BENCH_DIR) --build $(BUILD)
+	$(if $(BENCH_NO_REPORT),,$(BENCH_REPORT_BIN) --dir $(BENCH_DIR))
+
+# A quick bench-rdma (one short round, about a minute) into
+# $(BUILD)/bench-smoke-rdma: the hosts boot, every side runs and the JSON has
+# its ratios. Judges no timing. Part of `make check` (not SAN=1: test hosts).
+RDMA_SMOKE_JQ := .ratios.rdma_event_p50_vs_ib_read_lat_e_ratio.value > 0 and \
+	.ratios.rdma_pps_vs_ib_read_bw_ratio.value > 0 and .results.tcp.latency.p50_us > 0
+check-rdma-bench-smoke: $(BENCH_RDMA_BIN) $(MEMSERVER_BIN) $(BUILD)/testhost-agent | deps
+	bash tools/bench/rdma.sh --quick --out $(BUILD)/bench-smoke-rdma --build $(BUILD)
+	jq -e '$(RDMA_SMOKE_JQ)' $(BUILD)/bench-smoke-rdma/rdma.json >/dev/null
+ifneq ($(SAN),1)
+check: check-rdma-bench-smoke
+endif
