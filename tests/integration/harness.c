@@ -320,6 +320,35 @@ void fixture_stop(void)
 	daemon_stop_clean(&D);
 }
 
+void client_submit(struct ms_client *c, struct ms_io *io)
+{
+	int ret = ms_client_submit(c, io);
+
+	ck_assert_msg(ret == 0, "submit %s: %s", ms_op_name(io->op), strerror(-ret));
+}
+
+void client_collect(struct ms_client *c, struct ms_io **done, unsigned n)
+{
+	unsigned got = 0;
+
+	while (got < n) {
+		int k = ms_client_poll(c, done + got, n - got, 20000);
+
+		ck_assert_msg(k > 0, "poll returned %d with %u of %u done", k, got, n);
+		got += (unsigned)k;
+	}
+}
+
+void client_create_open(struct ms_client *c, uint64_t id, uint64_t size, uint8_t *token,
+			uint64_t *epoch)
+{
+	uint64_t got_size = 0;
+
+	ck_assert_int_eq(ms_client_create(c, id, size, token), 0);
+	ck_assert_int_eq(ms_client_open(c, id, token, epoch, &got_size), 0);
+	ck_assert_uint_eq(got_size, size);
+}
+
 struct ms_client *client_connect(const char *url, const struct auth_key *key)
 {
 	struct ms_client *c = NULL;

@@ -81,6 +81,17 @@ void fixture_stop(void);
 /* Connects with the client library; fails the test on error. */
 struct ms_client *client_connect(const char *url, const struct auth_key *key);
 
+/* Submits io; fails the test on error. */
+void client_submit(struct ms_client *c, struct ms_io *io);
+
+/* Polls until n requests completed (20 s each at most); stores them in
+ * completion order. Fails the test otherwise. */
+void client_collect(struct ms_client *c, struct ms_io **done, unsigned n);
+
+/* Creates region id of size bytes and opens it: token and epoch out. */
+void client_create_open(struct ms_client *c, uint64_t id, uint64_t size, uint8_t *token,
+			uint64_t *epoch);
+
 /* Fills a page with a pattern derived from (a, b). */
 void pattern_fill(void *page, uint64_t a, uint64_t b);
 bool pattern_check(const void *page, uint64_t a, uint64_t b);

@@ -26,37 +26,6 @@
 
 #define MiB (1ull << 20)
 
-/* Submits io and fails the test on error. */
-static void submit(struct ms_client *c, struct ms_io *io)
-{
-	int ret = ms_client_submit(c, io);
-
-	ck_assert_msg(ret == 0, "submit %s: %s", ms_op_name(io->op), strerror(-ret));
-}
-
-/* Polls until n requests completed; stores them in completion order. */
-static void collect(struct ms_client *c, struct ms_io **done, unsigned n)
-{
-	unsigned got = 0;
-
-	while (got < n) {
-		int k = ms_client_poll(c, done + got, n - got, 20000);
-
-		ck_assert_msg(k > 0, "poll returned %d with %u of %u done", k, got, n);
-		got += (unsigned)k;
-	}
-}
-
-static void create_open(struct ms_client *c, uint64_t id, uint64_t size, uint8_t *token,
-			uint64_t *epoch)
-{
-	uint64_t got_size = 0;
-
-	ck_assert_int_eq(ms_client_create(c, id, size, token), 0);
-	ck_assert_int_eq(ms_client_open(c, id, token, epoch, &got_size), 0);
-	ck_assert_uint_eq(got_size, size);
-}
-
 START_TEST(every_operation_round_trips)
 {
 	struct ms_client *c = client_connect(D.url, NULL);
@@ -116,7 +85,7 @@ START_TEST(large_multi_batch_transfers)
 	static struct ms_stat st;
 
 	ck_assert(buf && zero && pages);
-	create_open(c, 1, 4 * N * MS_PAGE_SIZE, token, &epoch);
+	client_create_open(c, 1, 4 * N * MS_PAGE_SIZE, token, &epoch);
 	/* Scattered pages, in descending order, across 16 batches. */
 	for (unsigned i = 0; i < N; i++) {
 		pages[i] = (uint64_t)(N - 1 - i) * 3;
@@ -172,7 +141,7 @@ START_TEST(pipelined_out_of_order)
 	struct ms_io ios[5], *done[5];
 	int pos[5];
 
-	create_open(c, 9, MiB, token, &epoch);
+	client_create_open(c, 9, MiB, token, &epoch);
 	pattern_fill(a, 9, 1000);
 	pattern_fill(b, 9, 2000);
 	memset(ios, 0, sizeof(ios));
@@ -187,10 +156,10 @@ START_TEST(pipelined_out_of_order)
 				 .pages = &page, .buf = r2 };
 	for (int i = 0; i < 5; i++) {
 		ios[i].cookie = (void *)(intptr_t)i;
-		submit(c, &ios[i]);
+		client_submit(c, &ios[i]);
 	}
 	ck_assert_uint_eq(ms_client_inflight(c), 5);
-	collect(c, done, 5);
+	client_collect(c, done, 5);
 	ck_assert_uint_eq(ms_client_inflight(c), 0);
 	for (int i = 0; i < 5; i++) {
 		int k = (int)(intptr_t)done[i]->cookie;
@@ -219,19 +188,19 @@ START_TEST(hundreds_in_flight)
 	uint64_t epoch;
 
 	ck_assert_ptr_nonnull(bufs);
-	create_open(c, 3, N * MS_PAGE_SIZE, token, &epoch);
+	client_create_open(c, 3, N * MS_PAGE_SIZE, token, &epoch);
 	for (unsigned i = 0; i < N; i++) {
 		pages[i] = i;
 		pattern_fill(bufs + (size_t)i * MS_PAGE_SIZE, 3, i);
 		ios[i] = (struct ms_io){ .op = MS_OP_WRITE, .region = 3, .epoch = epoch,
 					 .npages = 1, .pages = &pages[i],
 					 .buf = bufs + (size_t)i * MS_PAGE_SIZE };
-		submit(c, &ios[i]);
+		client_submit(c, &ios[i]);
 	}
 	/* Writes copy their data at submit: the buffers may be reused at once. */
 	memset(bufs, 0, (size_t)N * MS_PAGE_SIZE);
 	ck_assert_uint_eq(ms_client_inflight(c), N);
-	collect(c, done, N);
+	client_collect(c, done, N);
 	for (unsigned i = 0; i < N; i++)
 		ck_assert_int_eq(done[i]->result, 0);
 
@@ -239,10 +208,10 @@ START_TEST(hundreds_in_flight)
 		ios[i] = (struct ms_io){ .op = MS_OP_READ, .region = 3, .epoch = epoch,
 					 .npages = 1, .pages = &pages[i],
 					 .buf = bufs + (size_t)i * MS_PAGE_SIZE };
-		submit(c, &ios[i]);
+		client_submit(c, &ios[i]);
 	}
 	ck_assert_uint_eq(ms_client_inflight(c), N);
-	collect(c, done, N);
+	client_collect(c, done, N);
 	for (unsigned i = 0; i < N; i++) {
 		ck_assert_int_eq(done[i]->result, 0);
 		ck_assert(pattern_check(bufs + (size_t)i * MS_PAGE_SIZE, 3, i));
@@ -251,11 +220,11 @@ START_TEST(hundreds_in_flight)
 	/* The in-flight limit is reported, not exceeded. */
 	for (unsigned i = 0; i < MS_CLIENT_MAX_INFLIGHT; i++) {
 		ios[i] = (struct ms_io){ .op = MS_OP_PING };
-		submit(c, &ios[i]);
+		client_submit(c, &ios[i]);
 	}
 	ios[MS_CLIENT_MAX_INFLIGHT] = (struct ms_io){ .op = MS_OP_PING };
 	ck_assert_int_eq(ms_client_submit(c, &ios[MS_CLIENT_MAX_INFLIGHT]), -EAGAIN);
-	collect(c, done, MS_CLIENT_MAX_INFLIGHT);
+	client_collect(c, done, MS_CLIENT_MAX_INFLIGHT);
 	ck_assert_int_eq(ms_client_ping(c, 0), 0);
 	ms_client_close(c);
 	free(bufs);
@@ -272,14 +241,14 @@ START_TEST(slow_request_does_not_block_others)
 	struct ms_client *c = client_connect(D.url, NULL);
 	struct ms_io slow = { .op = MS_OP_PING, .arg = 1000000 }, *done;
 
-	submit(c, &slow);
+	client_submit(c, &slow);
 	for (unsigned i = 0; i < MS_CLIENT_MAX_INFLIGHT + 8; i++) {
 		int ret = ms_client_ping(c, 0);
 
 		ck_assert_msg(ret == 0, "ping %u with %u in flight: %s", i, ms_client_inflight(c),
 			      strerror(-ret));
 	}
-	collect(c, &done, 1);
+	client_collect(c, &done, 1);
 	ck_assert_ptr_eq(done, &slow);
 	ms_client_close(c);
 }
@@ -297,7 +266,7 @@ START_TEST(per_page_buffers)
 	struct ms_io io, *done;
 
 	ck_assert_int_ge(ms_client_fd(c), 0);
-	create_open(c, 50, MiB, token, &epoch);
+	client_create_open(c, 50, MiB, token, &epoch);
 	for (unsigned i = 0; i < N; i++) {
 		pages[i] = 100 - i * 7;
 		bufs[i] = pagemem[N - 1 - i]; /* deliberately not in address order */
@@ -305,14 +274,14 @@ START_TEST(per_page_buffers)
 	}
 	io = (struct ms_io){ .op = MS_OP_WRITE, .region = 50, .epoch = epoch, .npages = N,
 			     .pages = pages, .bufs = bufs };
-	submit(c, &io);
-	collect(c, &done, 1);
+	client_submit(c, &io);
+	client_collect(c, &done, 1);
 	ck_assert_int_eq(done->result, 0);
 	memset(pagemem, 0, sizeof(pagemem));
 	io = (struct ms_io){ .op = MS_OP_READ, .region = 50, .epoch = epoch, .npages = N,
 			     .pages = pages, .bufs = bufs, .zero = zero };
-	submit(c, &io);
-	collect(c, &done, 1);
+	client_submit(c, &io);
+	client_collect(c, &done, 1);
 	ck_assert_int_eq(done->result, 0);
 	for (unsigned i = 0; i < N; i++) {
 		ck_assert_uint_eq(zero[i], 0);
@@ -419,7 +388,7 @@ START_TEST(second_open_fences_first)
 	uint8_t token[MS_TOKEN_LEN], page[MS_PAGE_SIZE];
 	uint64_t ea, eb, p = 1;
 
-	create_open(a, 11, MiB, token, &ea);
+	client_create_open(a, 11, MiB, token, &ea);
 	pattern_fill(page, 11, 0);
 	ck_assert_int_eq(ms_client_write(a, 11, ea, &p, 1, page), 0);
 	ck_assert_int_eq(ms_client_open(b, 11, token, &eb, NULL), 0);
@@ -471,7 +440,7 @@ START_TEST(write_retry_after_reconnect_idempotent)
 	static struct ms_stat st;
 	struct ms_io io, *d;
 
-	create_open(a, 12, MiB, token, &ea);
+	client_create_open(a, 12, MiB, token, &ea);
 	for (unsigned i = 0; i < 8; i++) {
 		pages[i] = i;
 		pattern_fill(buf + i * MS_PAGE_SIZE, 12, i);
@@ -483,7 +452,7 @@ START_TEST(write_retry_after_reconnect_idempotent)
 	pattern_fill(buf, 12, 1005);
 	io = (struct ms_io){ .op = MS_OP_WRITE, .region = 12, .epoch = ea, .npages = 1,
 			     .pages = &pages[5], .buf = buf };
-	submit(a, &io);
+	client_submit(a, &io);
 	ck_assert_int_ge(ms_client_poll(a, &d, 1, 0), 0);
 	ms_client_close(a);
 
@@ -511,7 +480,7 @@ START_TEST(deleted_region_recreated_reads_zero)
 	static uint8_t buf[N * MS_PAGE_SIZE];
 	uint64_t epoch, pages[N];
 
-	create_open(c, 20, N * MS_PAGE_SIZE, token, &epoch);
+	client_create_open(c, 20, N * MS_PAGE_SIZE, token, &epoch);
 	for (unsigned i = 0; i < N; i++) {
 		pages[i] = i;
 		pattern_fill(buf + i * MS_PAGE_SIZE, 20, i);
@@ -544,7 +513,7 @@ START_TEST(checksum_catches_corruption)
 	static uint8_t buf[4 * MS_PAGE_SIZE];
 	uint64_t epoch, pages[4] = { 0, 1, 2, 3 };
 
-	create_open(c, 30, MiB, token, &epoch);
+	client_create_open(c, 30, MiB, token, &epoch);
 	for (unsigned i = 0; i < 3; i++)
 		pattern_fill(buf + i * MS_PAGE_SIZE, 30, i);
 	ck_assert_int_eq(ms_client_write(c, 30, epoch, pages, 3, buf), 0);
@@ -584,8 +553,8 @@ START_TEST(stat_figures_consistent)
 	ck_assert_uint_eq(s0.connections, 1);
 	c2 = client_connect(D.url, NULL);
 
-	create_open(c, 1, 8 * MiB, t1, &e1);
-	create_open(c2, 2, 2 * MiB, t2, &e2);
+	client_create_open(c, 1, 8 * MiB, t1, &e1);
+	client_create_open(c2, 2, 2 * MiB, t2, &e2);
 	for (unsigned i = 0; i < 100; i++) {
 		pages[i] = i;
 		pattern_fill(buf + i * MS_PAGE_SIZE, 1, i);
@@ -678,7 +647,7 @@ START_TEST(corrupt_hook_disabled)
 	uint8_t token[MS_TOKEN_LEN], page[MS_PAGE_SIZE];
 	uint64_t epoch, p = 0;
 
-	create_open(c, 1, MiB, token, &epoch);
+	client_create_open(c, 1, MiB, token, &epoch);
 	pattern_fill(page, 1, 0);
 	ck_assert_int_eq(ms_client_write(c, 1, epoch, &p, 1, page), 0);
 	ck_assert_int_eq(ms_client_debug_corrupt(c, 1, 0), -EOPNOTSUPP);

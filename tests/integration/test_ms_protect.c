@@ -26,37 +26,6 @@
 
 #define MiB (1ull << 20)
 
-/* Submits io and fails the test on error. */
-static void submit(struct ms_client *c, struct ms_io *io)
-{
-	int ret = ms_client_submit(c, io);
-
-	ck_assert_msg(ret == 0, "submit %s: %s", ms_op_name(io->op), strerror(-ret));
-}
-
-/* Polls until n requests completed; stores them in completion order. */
-static void collect(struct ms_client *c, struct ms_io **done, unsigned n)
-{
-	unsigned got = 0;
-
-	while (got < n) {
-		int k = ms_client_poll(c, done + got, n - got, 20000);
-
-		ck_assert_msg(k > 0, "poll returned %d with %u of %u done", k, got, n);
-		got += (unsigned)k;
-	}
-}
-
-static void create_open(struct ms_client *c, uint64_t id, uint64_t size, uint8_t *token,
-			uint64_t *epoch)
-{
-	uint64_t got_size = 0;
-
-	ck_assert_int_eq(ms_client_create(c, id, size, token), 0);
-	ck_assert_int_eq(ms_client_open(c, id, token, epoch, &got_size), 0);
-	ck_assert_uint_eq(got_size, size);
-}
-
 /*
  * What a fenced holder gets. a writes pages 0..7 of X; c's open fences a;
  * c reads what a wrote, then overwrites page 0. a's READ (the old epoch, the
@@ -75,7 +44,7 @@ START_TEST(fenced_holder_reads_nothing)
 	uint64_t ea, ec, pages[N];
 	struct ms_rdma_remote ra;
 
-	create_open(a, 64, MiB, token, &ea);
+	client_create_open(a, 64, MiB, token, &ea);
 	for (unsigned i = 0; i < N; i++) {
 		pages[i] = i;
 		pattern_fill(buf + i * MS_PAGE_SIZE, 64, i);
@@ -186,12 +155,12 @@ START_TEST(rdma_forged_rkey_gets_error_completion)
 	a = client_connect(D.url, NULL);
 	b = client_connect(D.url, NULL);
 	w = client_connect(D.url, NULL);
-	create_open(a, 66, MiB, tx, &ex);
+	client_create_open(a, 66, MiB, tx, &ex);
 	for (unsigned i = 0; i < 4; i++)
 		pattern_fill(page + i * MS_PAGE_SIZE, 66, i);
 	ck_assert_int_eq(ms_client_write(a, 66, ex, pages, 4, page), 0);
-	create_open(b, 67, MiB, ty, &ey);
-	create_open(w, 68, MiB, tz, &ez);
+	client_create_open(b, 67, MiB, ty, &ey);
+	client_create_open(w, 68, MiB, tz, &ez);
 	ck_assert_int_eq(ms_client_rdma_debug_remote(a, 66, &rx, NULL), 0);
 	ck_assert_int_eq(ms_client_rdma_debug_remote(b, 67, &ry, &rx), 0);
 	ck_assert_int_eq(ms_client_rdma_debug_remote(w, 68, &rz, &rx), 0);
@@ -271,7 +240,7 @@ START_TEST(busy_poll_round_trips)
 	busy_on(c, "busy_poll_round_trips");
 	ck_assert_int_eq(ms_client_ping(c, 0), 0);
 	ck_assert_int_eq(ms_client_ping(c, 2000), 0);
-	create_open(c, 70, 4 * N * MS_PAGE_SIZE, token, &epoch);
+	client_create_open(c, 70, 4 * N * MS_PAGE_SIZE, token, &epoch);
 	for (unsigned i = 0; i < N; i++) {
 		pages[i] = i < N / 2 ? i : 3 * i; /* a run, then scattered */
 		pattern_fill(buf + (size_t)i * MS_PAGE_SIZE, 70, pages[i]);
@@ -288,20 +257,20 @@ START_TEST(busy_poll_round_trips)
 		ios[i] = (struct ms_io){ .op = MS_OP_READ, .region = 70, .epoch = epoch,
 					 .npages = 1, .pages = &pages[i],
 					 .buf = buf + (size_t)i * MS_PAGE_SIZE };
-		submit(c, &ios[i]);
+		client_submit(c, &ios[i]);
 	}
-	collect(c, done, N);
+	client_collect(c, done, N);
 	for (unsigned i = 0; i < N; i++) {
 		ck_assert_int_eq(done[i]->result, 0);
 		ck_assert(pattern_check(buf + (size_t)i * MS_PAGE_SIZE, 70, pages[i]));
 	}
 
 	/* A spin that finds nothing ends at the timeout, and not before. */
-	submit(c, &slow);
+	client_submit(c, &slow);
 	t0 = now_ns();
 	ck_assert_int_eq(ms_client_poll(c, &d, 1, 50), 0);
 	ck_assert_uint_ge(now_ns() - t0, 49000000);
-	collect(c, &d, 1);
+	client_collect(c, &d, 1);
 	ck_assert_ptr_eq(d, &slow);
 	ck_assert_int_eq(slow.result, 0);
 
@@ -312,7 +281,7 @@ START_TEST(busy_poll_round_trips)
 
 		ios[0] = (struct ms_io){ .op = MS_OP_READ, .region = 70, .epoch = epoch,
 					 .npages = 1, .pages = &pages[i], .buf = buf };
-		submit(c, &ios[0]);
+		client_submit(c, &ios[0]);
 		ck_assert_int_eq(ms_client_flush(c), 0);
 		for (unsigned k = 0; k < 1000 && n == 0; k++) {
 			ck_assert_int_ge(poll(&pfd, 1, 10000), 0);
@@ -354,7 +323,7 @@ START_TEST(busy_poll_notices_disconnect)
 	c = client_connect(d2.url, NULL);
 	busy_on(c, "busy_poll_notices_disconnect");
 	ck_assert_int_eq(ms_client_ping(c, 0), 0);
-	submit(c, &ping);
+	client_submit(c, &ping);
 	ck_assert_int_eq(ms_client_flush(c), 0);
 	ck_assert_int_eq(ms_client_poll(c, &d, 1, 100), 0); /* on the server by now */
 	ck_assert_int_ne(daemon_signal_wait(&d2, SIGKILL, 10000), -1);
