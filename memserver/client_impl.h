@@ -104,7 +104,7 @@ int ms_client_rdma_connect(struct ms_client *c, const char *host, uint16_t port,
 
 /*
  * Test hook: where this rdma:// connection believes region's registrations
- * are (from its last REGION_OPEN reply; the addresses and rkeys its one-sided
+ * are (from its last REGION_OPEN reply; the address and rkey its one-sided
  * READ/WRITEs use). With get, copies them out; with set, overwrites them
  * (after get), e.g. with another connection's, to check that the server's
  * protection domains stop such a forgery. Returns 0, -ENOENT (region not
@@ -112,8 +112,8 @@ int ms_client_rdma_connect(struct ms_client *c, const char *host, uint16_t port,
  * rdma:// client).
  */
 struct ms_rdma_remote {
-	uint64_t data_addr, sums_addr;
-	uint32_t data_rkey, sums_rkey;
+	uint64_t slots_addr;
+	uint32_t rkey;
 };
 
 int ms_client_rdma_debug_remote(struct ms_client *c, uint64_t region, struct ms_rdma_remote *get,

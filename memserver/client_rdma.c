@@ -17,15 +17,15 @@
  *     |   <--------------------------  ESTABLISHED {ms_rdma_priv} |
  *     | SEND HELLO [, AUTH] ---->          <---- SEND replies      |
  *     | SEND REGION_OPEN {id, token} ---->                         |
- *     |   <---- SEND {epoch, size, data_addr, sums_addr, rkeys}    |
+ *     |   <---- SEND {epoch, size, slots_addr, rkey, slot_size}   |
  *     | READ io:  per run of consecutive pages, RDMA READ of     |
- *     |           the pages -> bounce pages (max_sge a WR), then   |
- *     |           RDMA READ of their sums -> the io's sum slots;   |
- *     |           one chain, one post, last WR signalled.  CQE:    |
- *     |           sum 0 = zeros, else check ms_page_sum, copy out  |
- *     | WRITE io: copy + sum into bounce when posted; per run,     |
- *     |           RDMA WRITE of the pages, then of their sums;     |
- *     |           one chain, last WR signalled.  CQE: done         |
+ *     |           their slots (page + sum) -> bounce slots,        |
+ *     |           max_sge a WR; one chain, one post, last WR       |
+ *     |           signalled.  CQE: sum 0 = zeros, else check       |
+ *     |           ms_page_sum, copy out                            |
+ *     | WRITE io: copy + sum into bounce slots when posted; per    |
+ *     |           run, RDMA WRITE of the slots; one chain, last WR |
+ *     |           signalled.  CQE: done                            |
  *     | error CQE: REM_ACCESS_ERR -> ESTALE (region fenced or      |
  *     |            deleted), anything else -> ECONNRESET; dead     |
  *
@@ -131,8 +131,9 @@ static int rdma_on_reply(struct ms_client *c, struct ms_io *io, const uint8_t *e
 			rg->deleted = true; /* READ/WRITE: -ENOENT, as over TCP */
 		return 0;
 	}
-	if (io->out_size == 0 || io->out_size % MS_PAGE_SIZE || !extra)
-		return -EPROTO;
+	if (io->out_size == 0 || io->out_size % MS_PAGE_SIZE || !extra ||
+	    get_le32(extra + 12) != MS_SLOT_SIZE)
+		return -EPROTO; /* a server with another layout */
 	for (unsigned i = 0; !rg && i < MAX_REGIONS; i++)
 		if (!t->regions[i].used || t->regions[i].deleted)
 			rg = &t->regions[i];
@@ -143,8 +144,7 @@ static int rdma_on_reply(struct ms_client *c, struct ms_io *io, const uint8_t *e
 	*rg = (struct rdma_region){
 		.used = true, .id = io->region, .epoch = io->out_epoch,
 		.npages = io->out_size / MS_PAGE_SIZE,
-		.data_addr = get_le64(extra), .sums_addr = get_le64(extra + 8),
-		.data_rkey = get_le32(extra + 16), .sums_rkey = get_le32(extra + 20),
+		.slots_addr = get_le64(extra), .rkey = get_le32(extra + 8),
 	};
 	return 0;
 }
@@ -174,7 +174,7 @@ uint32_t ms_client_rdma_chain_len(const struct rdma_transport *t, const struct r
 
 	for (uint32_t i = 0, j; i < p->n; i = j) {
 		j = run_end(p, i);
-		nwr += (j - i + t->max_sge - 1) / t->max_sge + 1;
+		nwr += (j - i + t->max_sge - 1) / t->max_sge;
 	}
 	return nwr;
 }
@@ -182,7 +182,6 @@ uint32_t ms_client_rdma_chain_len(const struct rdma_transport *t, const struct r
 void ms_client_rdma_chain(struct rdma_transport *t, const struct rdma_pend *p,
 			  enum ibv_wr_opcode op)
 {
-	unsigned slot = (unsigned)(p->id % MS_CLIENT_MAX_INFLIGHT);
 	struct ibv_send_wr *w = t->wr;
 	struct ibv_sge *s = t->sge;
 
@@ -193,31 +192,22 @@ void ms_client_rdma_chain(struct rdma_transport *t, const struct rdma_pend *p,
 
 			*w = (struct ibv_send_wr){ .wr_id = p->id, .next = w + 1, .sg_list = s,
 						   .num_sge = (int)m, .opcode = op };
-			w->wr.rdma.remote_addr = p->rg.data_addr + p->pages[k] * MS_PAGE_SIZE;
-			w->wr.rdma.rkey = p->rg.data_rkey;
+			w->wr.rdma.remote_addr = p->rg.slots_addr + p->pages[k] * MS_SLOT_SIZE;
+			w->wr.rdma.rkey = p->rg.rkey;
 			w++;
 			for (uint32_t q = k; q < k + m; q++)
 				*s++ = (struct ibv_sge){ .addr = (uintptr_t)bounce_page(t, p->bounce[q]),
-							 .length = MS_PAGE_SIZE, .lkey = t->mr->lkey };
+							 .length = MS_SLOT_SIZE, .lkey = t->mr->lkey };
 		}
-		*s = (struct ibv_sge){ .addr = (uintptr_t)pend_sum(t, slot, i),
-				       .length = 8 * (j - i), .lkey = t->mr->lkey };
-		*w = (struct ibv_send_wr){ .wr_id = p->id, .next = w + 1, .sg_list = s,
-					   .num_sge = 1, .opcode = op };
-		w->wr.rdma.remote_addr = p->rg.sums_addr + p->pages[i] * 8;
-		w->wr.rdma.rkey = p->rg.sums_rkey;
-		w++;
-		s++;
 	}
 	w[-1].next = NULL;
 	w[-1].send_flags = IBV_SEND_SIGNALED;
 }
 
-/* Takes bounce pages, fills them and the sums for a WRITE, posts the chain. */
+/* Takes bounce slots, fills them (page, sum) for a WRITE, posts the chain. */
 static int io_post(struct rdma_transport *t, struct rdma_pend *p)
 {
 	enum ibv_wr_opcode op = p->io->op == MS_OP_READ ? IBV_WR_RDMA_READ : IBV_WR_RDMA_WRITE;
-	unsigned slot = (unsigned)(p->id % MS_CLIENT_MAX_INFLIGHT);
 	struct ibv_send_wr *bad;
 	int ret;
 
@@ -228,7 +218,7 @@ static int io_post(struct rdma_transport *t, struct rdma_pend *p)
 
 			memcpy(dst, p->stage ? p->stage + (size_t)i * MS_PAGE_SIZE :
 			       ms_io_page(p->io, i), MS_PAGE_SIZE);
-			put_le64(pend_sum(t, slot, i), ms_page_sum(dst));
+			put_le64(bounce_sum(t, p->bounce[i]), ms_page_sum(dst));
 		}
 	}
 	free(p->stage);
@@ -335,12 +325,11 @@ static int io_submit(struct ms_client *c, struct ms_io *io)
 /* A READ's pages arrived: check each against its stored sum, copy it out. */
 static int read_done(struct rdma_transport *t, const struct rdma_pend *p)
 {
-	unsigned slot = (unsigned)(p->id % MS_CLIENT_MAX_INFLIGHT);
 	struct ms_io *io = p->io;
 
 	for (uint32_t i = 0; i < p->n; i++) {
 		const uint8_t *src = bounce_page(t, p->bounce[i]);
-		uint64_t sum = get_le64(pend_sum(t, slot, i));
+		uint64_t sum = get_le64(bounce_sum(t, p->bounce[i]));
 		uint8_t *dst = ms_io_page(io, i);
 
 		if (io->zero)
@@ -410,8 +399,15 @@ static int on_wc(struct ms_client *c, const struct ibv_wc *wc)
 	return on_io(c, wc);
 }
 
-/* Consumes completion events and re-arms; then takes every completion
- * (those that raced with re-arming included). */
+/*
+ * Consumes the completion event, if the channel said there is one, and
+ * re-arms; then takes every completion (those that raced with re-arming
+ * included). The CQ is armed only once its event has been consumed, so at
+ * most one event is ever pending: one read takes it (no second read to see
+ * EAGAIN). A completion found by polling leaves its event, if any, on the
+ * channel, and the next wait returns at once to consume it; cheaper than a
+ * read on every poll.
+ */
 static int drain(struct ms_client *c, unsigned ready)
 {
 	struct rdma_transport *t = tp(c);
@@ -420,7 +416,7 @@ static int drain(struct ms_client *c, unsigned ready)
 	void *ctx;
 	int n;
 
-	while ((ready & EV_CQ) && ibv_get_cq_event(t->ch, &cq, &ctx) == 0) {
+	if ((ready & EV_CQ) && ibv_get_cq_event(t->ch, &cq, &ctx) == 0) {
 		ibv_ack_cq_events(cq, 1);
 		t->armed = false;
 	}
@@ -517,7 +513,11 @@ static int wait_ready(struct rdma_transport *t, int ms, unsigned *ready)
  * long as any request is in flight (up to timeout_ms), with no system call
  * but a look at the CM channel every CM_CHECK_NS, so a disconnect still ends
  * the wait; with nothing in flight there is nothing to spin for and it
- * sleeps as event mode does. Returns 0, or -errno after killing the client.
+ * sleeps as event mode does. A poll with timeout 0 (an event loop woken by
+ * ms_client_fd, or one looking in passing) first asks the epoll fd what is
+ * ready; a waiting one goes straight to the CQ, and a wait that finds it
+ * empty learns the rest from epoll then. Returns 0, or -errno after killing
+ * the client.
  */
 static int rdma_poll(struct ms_client *c, int timeout_ms)
 {
@@ -528,7 +528,7 @@ static int rdma_poll(struct ms_client *c, int timeout_ms)
 
 	if (c->dead)
 		return c->dead;
-	if (!t->busy || timeout_ms == 0)
+	if (timeout_ms == 0)
 		ret = wait_ready(t, 0, &ready);
 	for (;;) {
 		uint64_t now;
@@ -671,15 +671,10 @@ int ms_client_rdma_debug_remote(struct ms_client *c, uint64_t region, struct ms_
 	if (!rg || rg->deleted)
 		return -ENOENT;
 	if (get)
-		*get = (struct ms_rdma_remote){ .data_addr = rg->data_addr,
-						.sums_addr = rg->sums_addr,
-						.data_rkey = rg->data_rkey,
-						.sums_rkey = rg->sums_rkey };
+		*get = (struct ms_rdma_remote){ .slots_addr = rg->slots_addr, .rkey = rg->rkey };
 	if (set) {
-		rg->data_addr = set->data_addr;
-		rg->sums_addr = set->sums_addr;
-		rg->data_rkey = set->data_rkey;
-		rg->sums_rkey = set->sums_rkey;
+		rg->slots_addr = set->slots_addr;
+		rg->rkey = set->rkey;
 	}
 	return 0;
 }

@@ -13,17 +13,20 @@
 #include "memserver/client_impl.h"
 
 /*
- * Registered bounce pages (4 MiB, pinned, per connection): every page of a
- * posted READ/WRITE holds one until its chain completes. 16 full batches, and
- * four times ept's write-back window; more waits in the transport's queue.
+ * Registered bounce slots (4 MiB, pinned, per connection), each a page and
+ * its sum laid out as on the server (MS_SLOT_SIZE), so that one scatter
+ * entry moves both: every page of a posted READ/WRITE holds one until its
+ * chain completes. 16 full batches, and four times ept's write-back window;
+ * more waits in the transport's queue.
  */
 #define BOUNCE_PAGES 1024u
+#define BOUNCE_STRIDE ((MS_SLOT_SIZE + 63u) & ~63u)	/* cache-line aligned slots */
 #define SEND_BUFS 8u		/* control SEND messages in flight */
 #define MAX_REGIONS 64u		/* MS_SESSION_MAX_OPENS: the server's limit */
 #define RD_DEPTH_MAX 128u	/* RDMA READs in flight asked for (device caps it) */
 #define SPIN_NS 20000		/* event mode: a waiting poll spins this long first */
 #define CM_CHECK_NS 1000000	/* busy mode: how often a spin reads the CM channel */
-#define MAX_SGE 16u		/* pages per RDMA READ/WRITE (the device may allow fewer) */
+#define MAX_SGE 32u		/* slots per RDMA READ/WRITE (the device may allow fewer) */
 #define WC_BATCH 16		/* completions taken per ibv_poll_cq */
 /* wr_id: a READ/WRITE chain's is its request id (< 2^62); these tag the rest. */
 #define WRID_SEND (1ull << 63)
@@ -37,8 +40,8 @@ struct rdma_region {		/* a region opened on this connection */
 	bool used;
 	bool deleted;		/* by a REGION_DELETE on this connection */
 	uint64_t id, epoch, npages;
-	uint64_t data_addr, sums_addr;
-	uint32_t data_rkey, sums_rkey;
+	uint64_t slots_addr;	/* page p's slot at slots_addr + p * MS_SLOT_SIZE */
+	uint32_t rkey;
 };
 
 struct rdma_pend {		/* a one-sided READ/WRITE, indexed like c->slots */
@@ -61,7 +64,7 @@ struct rdma_transport {
 	struct ibv_comp_channel *ch;
 	struct ibv_cq *cq;
 	struct ibv_mr *mr;
-	uint8_t *arena;		/* bounce pages | receives | sends | sums */
+	uint8_t *arena;		/* bounce slots | receives | sends */
 	size_t arena_len;
 	int epfd;
 	bool connected, armed, handshaking;
@@ -69,7 +72,7 @@ struct rdma_transport {
 	int lost;		/* 0, or the -errno that ended the connection */
 	uint64_t cm_checked;	/* busy mode: when the CM channel was last read */
 	unsigned sq_depth, sq_used, cqe, io_cap, ios_posted;
-	unsigned max_sge;	/* pages per RDMA READ/WRITE: 1..MAX_SGE */
+	unsigned max_sge;	/* slots per RDMA READ/WRITE: 1..MAX_SGE */
 	uint8_t init_depth, resp_res;
 	unsigned nfree, nsend_free, rg_next;
 	uint16_t free_bounce[BOUNCE_PAGES];
@@ -78,8 +81,8 @@ struct rdma_transport {
 	struct rdma_pend *qhead, *qtail;
 	struct rdma_region regions[MAX_REGIONS];
 	struct rdma_pend pend[MS_CLIENT_MAX_INFLIGHT];
-	struct ibv_send_wr wr[2 * MS_MAX_BATCH];
-	struct ibv_sge sge[2 * MS_MAX_BATCH];
+	struct ibv_send_wr wr[MS_MAX_BATCH];
+	struct ibv_sge sge[MS_MAX_BATCH];
 };
 
 /* Milliseconds until deadline (now_ns clock), rounded up; 0 when past. */
@@ -91,20 +94,24 @@ static inline int ms_left(uint64_t deadline)
 }
 
 /*
- * The arena: bounce pages | receive buffers | send buffers | sums. The sums
- * are staged per request, not per bounce page: the slot of c->slots (so of
- * t->pend) a READ/WRITE occupies owns MS_MAX_BATCH of them, one per page in
- * request order, so the sums of consecutive pages are contiguous on both
- * sides and move in one RDMA READ/WRITE.
+ * The arena: bounce slots | receive buffers | send buffers. A bounce slot
+ * holds a page and, right after it, its le64 sum (bounce_sum), the layout of
+ * a slot on the server: one scatter/gather entry of MS_SLOT_SIZE bytes moves
+ * both, and a run of consecutive pages is one contiguous range there.
  */
 static inline uint8_t *bounce_page(const struct rdma_transport *t, unsigned i)
 {
-	return t->arena + (size_t)i * MS_PAGE_SIZE;
+	return t->arena + (size_t)i * BOUNCE_STRIDE;
+}
+
+static inline uint8_t *bounce_sum(const struct rdma_transport *t, unsigned i)
+{
+	return bounce_page(t, i) + MS_PAGE_SIZE;
 }
 
 static inline uint8_t *recv_buf(const struct rdma_transport *t, unsigned i)
 {
-	return t->arena + (size_t)BOUNCE_PAGES * MS_PAGE_SIZE + (size_t)i * MS_RDMA_MSG;
+	return t->arena + (size_t)BOUNCE_PAGES * BOUNCE_STRIDE + (size_t)i * MS_RDMA_MSG;
 }
 
 static inline uint8_t *send_buf(const struct rdma_transport *t, unsigned i)
@@ -112,14 +119,8 @@ static inline uint8_t *send_buf(const struct rdma_transport *t, unsigned i)
 	return recv_buf(t, MS_RDMA_RECV_DEPTH + i);
 }
 
-static inline uint8_t *pend_sum(const struct rdma_transport *t, unsigned slot, unsigned i)
-{
-	return send_buf(t, SEND_BUFS) + ((size_t)slot * MS_MAX_BATCH + i) * 8;
-}
-
-#define ARENA_LEN ((size_t)BOUNCE_PAGES * MS_PAGE_SIZE + \
-		   (size_t)(MS_RDMA_RECV_DEPTH + SEND_BUFS) * MS_RDMA_MSG + \
-		   (size_t)MS_CLIENT_MAX_INFLIGHT * MS_MAX_BATCH * 8)
+#define ARENA_LEN ((size_t)BOUNCE_PAGES * BOUNCE_STRIDE + \
+		   (size_t)(MS_RDMA_RECV_DEPTH + SEND_BUFS) * MS_RDMA_MSG)
 
 static inline int post_recv(struct rdma_transport *t, unsigned i)
 {
@@ -148,13 +149,12 @@ extern const struct ms_client_ops ms_client_rdma_ops;
 
 /*
  * A READ/WRITE's chain of work requests (client_rdma.c; exposed for the unit
- * tests). For each run of consecutive page numbers of p, its pages (one range
- * on the server) in WRs of up to t->max_sge bounce pages each, then its sums
- * (one range on the server, and contiguous in p's sum slots) in one WR: so a
- * WRITE puts every page on the wire before its sum, which an RC queue pair
- * keeps in order. Only the last WR is signalled; all carry wr_id p->id.
- * chain_len is the number of WRs (2 * p->n at most: scattered pages);
- * chain builds them in t->wr and t->sge, p->bounce[] already taken.
+ * tests). For each run of consecutive page numbers of p (one range of slots
+ * on the server), WRs of up to t->max_sge bounce slots each, a slot's page
+ * and sum in one entry: a page and its sum always travel in the same WR, in
+ * that order. Only the last WR is signalled; all carry wr_id p->id.
+ * chain_len is the number of WRs (p->n at most: scattered pages); chain
+ * builds them in t->wr and t->sge, p->bounce[] already taken.
  */
 uint32_t ms_client_rdma_chain_len(const struct rdma_transport *t, const struct rdma_pend *p);
 void ms_client_rdma_chain(struct rdma_transport *t, const struct rdma_pend *p,

@@ -187,25 +187,25 @@ free_ai:
 
 /*
  * Queue sizes. Pages in flight are bounded by the bounce arena, so the send
- * queue needs at most 2 WRs per bounce page (scattered pages) plus the SENDs
+ * queue needs at most a WR per bounce slot (scattered pages) plus the SENDs
  * (not MS_CLIENT_MAX_INFLIGHT full batches: 32768 WRs, more than many devices
  * allow); the CQ holds one completion per WR even when a dead QP flushes
  * unsignalled ones. A READ/WRITE WR scatters or gathers up to max_sge bounce
- * pages (the lesser of MAX_SGE and what the device allows for RDMA READ).
+ * slots (the lesser of MAX_SGE and what the device allows for RDMA READ).
  */
 static int size_queues(struct rdma_transport *t, const struct ibv_device_attr *da)
 {
 	unsigned max_wr = da->max_qp_wr > 0 ? (unsigned)da->max_qp_wr : 0;
 	unsigned max_cqe = da->max_cqe > 0 ? (unsigned)da->max_cqe : 0;
 
-	t->sq_depth = MIN(2 * BOUNCE_PAGES + SEND_BUFS, max_wr);
+	t->sq_depth = MIN(BOUNCE_PAGES + SEND_BUFS, max_wr);
 	t->cqe = MIN(t->sq_depth + MS_RDMA_RECV_DEPTH, max_cqe);
 	t->init_depth = (uint8_t)MIN((unsigned)MAX(da->max_qp_init_rd_atom, 0), RD_DEPTH_MAX);
 	t->resp_res = (uint8_t)MIN((unsigned)MAX(da->max_qp_rd_atom, 0), RD_DEPTH_MAX);
 	t->max_sge = MIN((unsigned)MAX(da->max_sge, 1), MAX_SGE);
 	if (da->max_sge_rd > 0)
 		t->max_sge = MIN(t->max_sge, (unsigned)da->max_sge_rd);
-	if (t->sq_depth < 2 * MS_MAX_BATCH + SEND_BUFS || max_wr < MS_RDMA_RECV_DEPTH ||
+	if (t->sq_depth < MS_MAX_BATCH + SEND_BUFS || max_wr < MS_RDMA_RECV_DEPTH ||
 	    t->cqe < SEND_BUFS + MS_RDMA_RECV_DEPTH + 1 || !t->init_depth) {
 		log_err("%s: RDMA device %s is too small (max_qp_wr %d, max_cqe %d, "
 			"max_qp_init_rd_atom %d)", t->c->url, ibv_get_device_name(t->id->verbs->device),

@@ -217,19 +217,22 @@ uint64_t ms_page_sum(const void *page);
  * connection's protection domain:
  *
  *   0 u64 epoch   8 u64 size   (as over TCP)
- *  16 u64 data_addr    pages: page p at data_addr + p * MS_PAGE_SIZE
- *  24 u64 sums_addr    stored sums: page p's at sums_addr + p * 8 (le64)
- *  32 u32 data_rkey   36 u32 sums_rkey
+ *  16 u64 slots_addr   page p's slot at slots_addr + p * slot_size:
+ *                      the page (MS_PAGE_SIZE), then its stored sum (le64)
+ *  24 u32 rkey        28 u32 slot_size (MS_SLOT_SIZE)
  *
- * READ: RDMA READ the page and its sum; sum 0: never written (zeros); else
- * ms_page_sum(page) must equal it. WRITE: RDMA WRITE the page, then its
- * sum, on the same queue pair (executed in that order).
+ * READ: one RDMA READ of the slot (of a run of slots); sum 0: never written
+ * (zeros); else ms_page_sum(page) must equal it. WRITE: one RDMA WRITE of
+ * the page and its sum, the slot's bytes in order.
  */
 #define MS_RDMA_MAGIC 0x4c474d53u	/* "LGMS" */
 #define MS_RDMA_MSG 16384u
 #define MS_RDMA_RECV_DEPTH 32u
 #define MS_RDMA_PRIV_LEN 16u
-#define MS_RDMA_OPEN_EXTRA 24u
+#define MS_RDMA_OPEN_EXTRA 16u
+/* A stored page and its checksum, adjacent (the store's layout, which
+ * rdma:// exposes): a multiple of 8, so every sum is aligned. */
+#define MS_SLOT_SIZE (MS_PAGE_SIZE + 8u)
 
 /* Connect and accept private data (little-endian on the wire). */
 struct ms_rdma_priv {

@@ -51,9 +51,7 @@ struct rdma_lease {
 	struct ms_region_lease l;	/* first: the store hands it back */
 	struct ms_rdma_conn *rc;
 	struct ms_region *r;		/* NULL: slot free */
-	struct ibv_mr *data_mr, *sums_mr;	/* NULL once revoked */
-	uint64_t data_addr, sums_addr;
-	uint32_t data_rkey, sums_rkey;
+	struct ibv_mr *mr;		/* the region's slots; NULL once revoked */
 };
 
 struct ms_rdma_conn {
@@ -80,28 +78,13 @@ struct ms_rdma_listener {
 
 /* ------------------------------------------------------------ leases */
 
-static int lease_expose(struct ms_region_lease *l, void *data, size_t data_len, void *sums,
-			size_t sums_len)
+static int lease_expose(struct ms_region_lease *l, void *slots, size_t len)
 {
 	struct rdma_lease *e = (struct rdma_lease *)l;
 	int access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE;
-	int ret;
 
-	e->data_mr = ibv_reg_mr(e->rc->pd, data, data_len, access);
-	if (!e->data_mr)
-		return -(errno ? errno : ENOMEM);
-	e->sums_mr = ibv_reg_mr(e->rc->pd, sums, sums_len, access);
-	if (!e->sums_mr) {
-		ret = -(errno ? errno : ENOMEM);
-		ibv_dereg_mr(e->data_mr);
-		e->data_mr = NULL;
-		return ret;
-	}
-	e->data_addr = (uintptr_t)data;
-	e->sums_addr = (uintptr_t)sums;
-	e->data_rkey = e->data_mr->rkey;
-	e->sums_rkey = e->sums_mr->rkey;
-	return 0;
+	e->mr = ibv_reg_mr(e->rc->pd, slots, len, access);
+	return e->mr ? 0 : -(errno ? errno : ENOMEM);
 }
 
 /* Any thread, region lock held: after this the rkeys are dead. */
@@ -109,11 +92,9 @@ static void lease_revoke(struct ms_region_lease *l)
 {
 	struct rdma_lease *e = (struct rdma_lease *)l;
 
-	if (e->data_mr && ibv_dereg_mr(e->data_mr))
+	if (e->mr && ibv_dereg_mr(e->mr))
 		log_err("rdma: deregistering a region: %s", strerror(errno));
-	if (e->sums_mr && ibv_dereg_mr(e->sums_mr))
-		log_err("rdma: deregistering a region's sums: %s", strerror(errno));
-	e->data_mr = e->sums_mr = NULL;
+	e->mr = NULL;
 }
 
 static int xport_opened(void *ctx, struct ms_region *r, uint64_t epoch, uint8_t *extra)
@@ -138,10 +119,9 @@ static int xport_opened(void *ctx, struct ms_region *r, uint64_t epoch, uint8_t 
 		return ret;
 	}
 	e->r = r;
-	put_le64(extra, e->data_addr);
-	put_le64(extra + 8, e->sums_addr);
-	put_le32(extra + 16, e->data_rkey);
-	put_le32(extra + 20, e->sums_rkey);
+	put_le64(extra, (uintptr_t)e->mr->addr);
+	put_le32(extra + 8, e->mr->rkey);
+	put_le32(extra + 12, MS_SLOT_SIZE);
 	return 0;
 }
 

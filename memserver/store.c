@@ -1,10 +1,17 @@
 /*
  * Region table and page storage for the memory server (see store.h for the
- * invariants and locking). Each region owns two lazily committed anonymous
- * mappings: the pages and one u64 checksum per page. A checksum is never 0
- * (ms_page_sum sets bit 0), so a stored 0 is "never written": the one record
- * of written-ness, which RDMA writers (who store page and sum themselves,
- * with no server CPU involved) keep up to date as well as the TCP path.
+ * invariants and locking). Each region owns one lazily committed anonymous
+ * mapping of MS_SLOT_SIZE slots, page p's slot holding the page and then its
+ * le64 checksum: adjacent, so an RDMA reader fetches both with one READ
+ * (docs/protocol.md). A checksum is never 0 (ms_page_sum sets bit 0), so a
+ * stored 0 is "never written": the one record of written-ness, which RDMA
+ * writers (who store page and sum themselves, with no server CPU involved)
+ * keep up to date as well as the TCP path. Slots are 8-byte aligned
+ * (MS_SLOT_SIZE is a multiple of 8), so the sums are read atomically.
+ *
+ * The price of the adjacency: a page straddles two host pages, so a lone
+ * write over tcp:// commits 8 KiB, not 4 (neighbouring writes share them).
+ * A region served over rdma:// is pinned whole anyway.
  */
 #include "memserver/store.h"
 
@@ -27,9 +34,8 @@ struct ms_region {
 	uint8_t token[MS_TOKEN_LEN];
 	uint64_t epoch;		/* current owner's epoch; 0 = never opened */
 	bool deleted;
-	uint8_t *data;		/* npages * MS_PAGE_SIZE */
-	uint64_t *sums;		/* npages checksums (le64; 0: never written) */
-	size_t data_len, sums_len;
+	uint8_t *slots;		/* npages * MS_SLOT_SIZE: page, then le64 sum (0: never written) */
+	size_t slots_len;
 	uint64_t resident;	/* pages written through the store (atomic) */
 	bool pinned;		/* registered for RDMA once: all resident */
 	struct ms_region_lease *leases;	/* under lock, exclusively */
@@ -82,12 +88,9 @@ static void *lazy_map(size_t len)
 
 static void region_unmap(struct ms_region *r)
 {
-	if (r->data)
-		munmap(r->data, r->data_len);
-	if (r->sums)
-		munmap(r->sums, r->sums_len);
-	r->data = NULL;
-	r->sums = NULL;
+	if (r->slots)
+		munmap(r->slots, r->slots_len);
+	r->slots = NULL;
 }
 
 /* Pages of r in RAM: every page once pinned for RDMA, else those written. */
@@ -160,11 +163,9 @@ static int region_alloc(uint64_t id, uint64_t size, struct ms_region **out)
 	r->id = id;
 	r->size = size;
 	r->npages = size / MS_PAGE_SIZE;
-	r->data_len = size;
-	r->sums_len = r->npages * sizeof(uint64_t);
-	r->data = lazy_map(r->data_len);
-	r->sums = lazy_map(r->sums_len);
-	if (!r->data || !r->sums)
+	r->slots_len = r->npages * MS_SLOT_SIZE;
+	r->slots = lazy_map(r->slots_len);
+	if (!r->slots)
 		goto unmap;
 	if (auth_random(r->token, MS_TOKEN_LEN))
 		goto unmap;
@@ -317,15 +318,25 @@ bool ms_region_page_valid(const struct ms_region *r, uint64_t page)
 	return page < r->npages;
 }
 
+static uint8_t *slot_page(const struct ms_region *r, uint64_t page)
+{
+	return r->slots + page * MS_SLOT_SIZE;
+}
+
+static uint64_t *slot_sum(const struct ms_region *r, uint64_t page)
+{
+	return (uint64_t *)(void *)(slot_page(r, page) + MS_PAGE_SIZE);
+}
+
 static bool page_written(const struct ms_region *r, uint64_t page)
 {
-	return __atomic_load_n(&r->sums[page], __ATOMIC_ACQUIRE) != 0;
+	return __atomic_load_n(slot_sum(r, page), __ATOMIC_ACQUIRE) != 0;
 }
 
 int ms_region_read_page(struct ms_region *r, uint64_t page, void *dst, uint64_t *sum,
 			bool *zero)
 {
-	const uint8_t *src = r->data + page * MS_PAGE_SIZE;
+	const uint8_t *src = slot_page(r, page);
 
 	if (!page_written(r, page)) {
 		*zero = true;
@@ -334,7 +345,7 @@ int ms_region_read_page(struct ms_region *r, uint64_t page, void *dst, uint64_t 
 	}
 	*zero = false;
 	memcpy(dst, src, MS_PAGE_SIZE);
-	*sum = le64toh(__atomic_load_n(&r->sums[page], __ATOMIC_RELAXED));
+	*sum = le64toh(__atomic_load_n(slot_sum(r, page), __ATOMIC_RELAXED));
 	/* Verify the copy we send, not the source: what leaves is what was
 	 * checked. */
 	if (ms_page_sum(dst) != *sum) {
@@ -349,9 +360,9 @@ void ms_region_write_page(struct ms_region *r, uint64_t page, const void *src, u
 {
 	uint64_t old;
 
-	memcpy(r->data + page * MS_PAGE_SIZE, src, MS_PAGE_SIZE);
+	memcpy(slot_page(r, page), src, MS_PAGE_SIZE);
 	/* The sum goes last (release): whoever sees it non-zero sees the page. */
-	old = __atomic_exchange_n(&r->sums[page], htole64(sum), __ATOMIC_RELEASE);
+	old = __atomic_exchange_n(slot_sum(r, page), htole64(sum), __ATOMIC_RELEASE);
 	if (!old && !r->pinned) {
 		__atomic_fetch_add(&r->resident, 1, __ATOMIC_RELAXED);
 		__atomic_fetch_add(&r->store->resident_pages, 1, __ATOMIC_RELAXED);
@@ -386,7 +397,7 @@ int ms_store_debug_corrupt(struct ms_store *st, uint64_t id, uint64_t page)
 	if (!page_written(r, page))
 		ret = -ENODATA;
 	else
-		r->data[page * MS_PAGE_SIZE + 123] ^= 0x10;
+		slot_page(r, page)[123] ^= 0x10;
 	pthread_rwlock_unlock(&r->lock);
 unlock:
 	pthread_mutex_unlock(&st->mutex);
@@ -403,7 +414,7 @@ int ms_region_lease_add(struct ms_region *r, uint64_t epoch, struct ms_region_le
 		ret = r->deleted ? -ENOENT : -ESTALE;
 		goto unlock;
 	}
-	ret = l->expose(l, r->data, r->data_len, r->sums, r->sums_len);
+	ret = l->expose(l, r->slots, r->slots_len);
 	if (ret)
 		goto unlock;
 	l->revoked = false;

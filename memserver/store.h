@@ -1,6 +1,7 @@
 /*
  * The memory server's pool: a table of regions, each a run of 4 KiB pages with a
- * checksum per page, and the capacity accounting behind them. Transport-free, so
+ * checksum stored next to each page (MS_SLOT_SIZE), and the capacity accounting
+ * behind them. Transport-free, so
  * the TCP server, a future RDMA server, the unit tests and the fuzzer share it.
  *
  * Invariants:
@@ -97,8 +98,9 @@ int ms_region_written_map(struct ms_region *r, uint64_t first, uint32_t n, uint8
 /*
  * A lease: someone outside the store (an RDMA connection) exposes the
  * region's memory, and must stop when the region is fenced or deleted.
- * expose(l, data, data_len, sums, sums_len) is given the page array and the
- * checksum array (le64 per page) to register, and revoke(l) undoes it; both
+ * expose(l, slots, len) is given the region's slots to register (page p's
+ * slot at slots + p * MS_SLOT_SIZE: the page, then its le64 checksum, 0 for
+ * never written), and revoke(l) undoes it; both
  * run with the region's lock held exclusively (so no fence can slip between
  * the epoch check and the exposure), revoke exactly once for each successful
  * expose, from whichever thread fences, deletes or drops. Neither may call
@@ -106,8 +108,7 @@ int ms_region_written_map(struct ms_region *r, uint64_t first, uint32_t n, uint8
  * valid until ms_region_lease_drop returns.
  */
 struct ms_region_lease {
-	int (*expose)(struct ms_region_lease *l, void *data, size_t data_len, void *sums,
-		      size_t sums_len);
+	int (*expose)(struct ms_region_lease *l, void *slots, size_t len);
 	void (*revoke)(struct ms_region_lease *l);
 	struct ms_region_lease *next;	/* the store's */
 	bool revoked;			/* under the region lock */

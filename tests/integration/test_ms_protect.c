@@ -164,8 +164,8 @@ START_TEST(rdma_forged_rkey_gets_error_completion)
 	ck_assert_int_eq(ms_client_rdma_debug_remote(a, 66, &rx, NULL), 0);
 	ck_assert_int_eq(ms_client_rdma_debug_remote(b, 67, &ry, &rx), 0);
 	ck_assert_int_eq(ms_client_rdma_debug_remote(w, 68, &rz, &rx), 0);
-	ck_assert_uint_ne(ry.data_rkey, rx.data_rkey); /* else the forgery proves nothing */
-	ck_assert_uint_ne(rz.data_rkey, rx.data_rkey);
+	ck_assert_uint_ne(ry.rkey, rx.rkey); /* else the forgery proves nothing */
+	ck_assert_uint_ne(rz.rkey, rx.rkey);
 
 	/* b reads "its" region at X's addresses (one page, then a run). */
 	memset(page, 0xcc, sizeof(page));

@@ -274,27 +274,21 @@ START_TEST(rdma_debug_remote)
 {
 	struct rdma_transport *t;
 	struct ms_client *c = fake_rdma_client(&t);
-	struct ms_rdma_remote r, forged = { .data_addr = 0x1000, .sums_addr = 0x2000,
-					     .data_rkey = 0x11, .sums_rkey = 0x22 };
+	struct ms_rdma_remote r, forged = { .slots_addr = 0x1000, .rkey = 0x11 };
 
 	ck_assert_int_eq(ms_client_rdma_debug_remote(c, 9, &r, NULL), -ENOENT);
 	t->regions[5] = (struct rdma_region){ .used = true, .id = 9, .epoch = 3, .npages = 16,
-					      .data_addr = 0xa000, .sums_addr = 0xb000,
-					      .data_rkey = 0xaa, .sums_rkey = 0xbb };
+					      .slots_addr = 0xa000, .rkey = 0xaa };
 	ck_assert_int_eq(ms_client_rdma_debug_remote(c, 8, &r, NULL), -ENOENT);
 	ck_assert_int_eq(ms_client_rdma_debug_remote(c, 9, NULL, NULL), 0);
 	ck_assert_int_eq(ms_client_rdma_debug_remote(c, 9, &r, NULL), 0);
-	ck_assert_uint_eq(r.data_addr, 0xa000);
-	ck_assert_uint_eq(r.sums_addr, 0xb000);
-	ck_assert_uint_eq(r.data_rkey, 0xaa);
-	ck_assert_uint_eq(r.sums_rkey, 0xbb);
+	ck_assert_uint_eq(r.slots_addr, 0xa000);
+	ck_assert_uint_eq(r.rkey, 0xaa);
 	/* get is taken before set. */
 	ck_assert_int_eq(ms_client_rdma_debug_remote(c, 9, &r, &forged), 0);
-	ck_assert_uint_eq(r.data_rkey, 0xaa);
-	ck_assert_uint_eq(t->regions[5].data_addr, 0x1000);
-	ck_assert_uint_eq(t->regions[5].sums_addr, 0x2000);
-	ck_assert_uint_eq(t->regions[5].data_rkey, 0x11);
-	ck_assert_uint_eq(t->regions[5].sums_rkey, 0x22);
+	ck_assert_uint_eq(r.rkey, 0xaa);
+	ck_assert_uint_eq(t->regions[5].slots_addr, 0x1000);
+	ck_assert_uint_eq(t->regions[5].rkey, 0x11);
 	/* Only the registrations change. */
 	ck_assert_uint_eq(t->regions[5].epoch, 3);
 	ck_assert_uint_eq(t->regions[5].npages, 16);
@@ -310,37 +304,34 @@ END_TEST
 /*
  * Builds the chain of a request for pages[0..n) over a fake transport and
  * checks it against what the data path needs: chain_len WRs, linked, each of
- * opcode op and wr_id p->id, only the last signalled; at most max_sge pages
- * per WR; every page i moves exactly once between its bounce page and
- * data_addr + pages[i] * 4096, and its sum exactly once between sum slot i of
- * the request and sums_addr + pages[i] * 8, the page in an earlier WR than
- * the sum. Returns the number of WRs.
+ * opcode op and wr_id p->id, only the last signalled; at most max_sge slots
+ * per WR, each entry a whole bounce slot (page and sum, MS_SLOT_SIZE bytes);
+ * every page i moves exactly once, between its bounce slot and
+ * slots_addr + pages[i] * MS_SLOT_SIZE. Returns the number of WRs.
  */
 static uint32_t check_chain(struct rdma_transport *t, const uint64_t *pages, uint32_t n,
 			    enum ibv_wr_opcode op)
 {
 	static struct rdma_pend p;
 	static struct ibv_mr mr = { .lkey = 0x77 };
-	int page_wr[MS_MAX_BATCH], sum_wr[MS_MAX_BATCH];
-	const uint64_t data = 1ull << 40, sums = 1ull << 41;
+	int page_wr[MS_MAX_BATCH];
+	const uint64_t slots = 1ull << 40;
 	uint32_t nwr, k = 0;
-	unsigned slot;
 
 	p = (struct rdma_pend){ .id = 5 * MS_CLIENT_MAX_INFLIGHT + 17, .n = n,
-				.rg = { .data_addr = data, .sums_addr = sums, .data_rkey = 0xd,
-					.sums_rkey = 0x5 } };
-	slot = (unsigned)(p.id % MS_CLIENT_MAX_INFLIGHT);
+				.rg = { .slots_addr = slots, .rkey = 0xd } };
 	t->mr = &mr;
 	for (uint32_t i = 0; i < n; i++) {
 		p.pages[i] = pages[i];
 		p.bounce[i] = (uint16_t)((i * 37 + 11) % BOUNCE_PAGES); /* any order */
-		page_wr[i] = sum_wr[i] = -1;
+		page_wr[i] = -1;
 	}
 	nwr = ms_client_rdma_chain_len(t, &p);
-	ck_assert_uint_le(nwr, 2 * n);
+	ck_assert_uint_le(nwr, n);
 	ms_client_rdma_chain(t, &p, op);
 	for (struct ibv_send_wr *w = t->wr; w; w = w->next, k++) {
 		bool last = !w->next;
+		uint64_t off = w->wr.rdma.remote_addr - slots;
 
 		ck_assert_uint_lt(k, nwr);
 		ck_assert_ptr_eq(w, &t->wr[k]);
@@ -349,52 +340,45 @@ static uint32_t check_chain(struct rdma_transport *t, const uint64_t *pages, uin
 		ck_assert_uint_eq(w->send_flags, last ? IBV_SEND_SIGNALED : 0);
 		ck_assert_int_ge(w->num_sge, 1);
 		ck_assert_uint_le((unsigned)w->num_sge, t->max_sge);
-		ck_assert(w->sg_list >= t->sge && w->sg_list + w->num_sge <= t->sge + 2 * MS_MAX_BATCH);
-		if (w->wr.rdma.rkey == 0x5) { /* sums: one slot range, one server range */
-			uint64_t off = w->wr.rdma.remote_addr - sums;
-			uintptr_t local = (uintptr_t)w->sg_list[0].addr;
-			uint32_t first = (uint32_t)((local - (uintptr_t)pend_sum(t, slot, 0)) / 8);
+		ck_assert(w->sg_list >= t->sge && w->sg_list + w->num_sge <= t->sge + MS_MAX_BATCH);
+		ck_assert_uint_eq(w->wr.rdma.rkey, 0xd);
+		ck_assert_uint_eq(off % MS_SLOT_SIZE, 0);
+		for (int q = 0; q < w->num_sge; q++) {
+			const struct ibv_sge *s = &w->sg_list[q];
+			uint32_t i;
 
-			ck_assert_int_eq(w->num_sge, 1);
-			ck_assert_uint_eq(w->sg_list[0].lkey, 0x77);
-			ck_assert_uint_eq(local, (uintptr_t)pend_sum(t, slot, first));
-			ck_assert_uint_eq(off % 8, 0);
-			ck_assert_uint_eq(w->sg_list[0].length % 8, 0);
-			for (uint32_t q = 0; q < w->sg_list[0].length / 8; q++) {
-				uint32_t i = first + q;
-
-				ck_assert_uint_lt(i, n);
-				ck_assert_int_eq(sum_wr[i], -1);
-				ck_assert_uint_eq(pages[i], off / 8 + q);
-				ck_assert_msg(page_wr[i] >= 0, "sum of page %u before the page", i);
-				sum_wr[i] = (int)k;
-			}
-		} else { /* pages: bounce pages in request order, one server range */
-			uint64_t off = w->wr.rdma.remote_addr - data;
-
-			ck_assert_uint_eq(w->wr.rdma.rkey, 0xd);
-			ck_assert_uint_eq(off % MS_PAGE_SIZE, 0);
-			for (int q = 0; q < w->num_sge; q++) {
-				const struct ibv_sge *s = &w->sg_list[q];
-				uint32_t i;
-
-				ck_assert_uint_eq(s->length, MS_PAGE_SIZE);
-				ck_assert_uint_eq(s->lkey, 0x77);
-				for (i = 0; i < n; i++)
-					if (page_wr[i] == -1 && pages[i] == off / MS_PAGE_SIZE + (unsigned)q &&
-					    s->addr == (uintptr_t)bounce_page(t, p.bounce[i]))
-						break;
-				ck_assert_msg(i < n, "WR %u sge %d moves no page of the request", k, q);
-				page_wr[i] = (int)k;
-			}
+			ck_assert_uint_eq(s->length, MS_SLOT_SIZE);
+			ck_assert_uint_eq(s->lkey, 0x77);
+			for (i = 0; i < n; i++)
+				if (page_wr[i] == -1 && pages[i] == off / MS_SLOT_SIZE + (unsigned)q &&
+				    s->addr == (uintptr_t)bounce_page(t, p.bounce[i]))
+					break;
+			ck_assert_msg(i < n, "WR %u sge %d moves no page of the request", k, q);
+			page_wr[i] = (int)k;
 		}
 	}
 	ck_assert_uint_eq(k, nwr);
 	for (uint32_t i = 0; i < n; i++)
-		ck_assert_msg(page_wr[i] >= 0 && sum_wr[i] > page_wr[i], "page %u: WRs %d, %d", i,
-			      page_wr[i], sum_wr[i]);
+		ck_assert_msg(page_wr[i] >= 0, "page %u never moves", i);
 	return nwr;
 }
+
+/* A bounce slot holds its page and then the sum, as a slot on the server. */
+START_TEST(bounce_slots_mirror_the_server)
+{
+	struct rdma_transport t = { .arena = (uint8_t *)(uintptr_t)0x100000 };
+
+	ck_assert_uint_ge(BOUNCE_STRIDE, MS_SLOT_SIZE);
+	ck_assert_uint_eq(BOUNCE_STRIDE % 64, 0);
+	ck_assert_uint_eq(MS_SLOT_SIZE % 8, 0);
+	for (unsigned i = 0; i < BOUNCE_PAGES; i += 97) {
+		ck_assert_ptr_eq(bounce_sum(&t, i), bounce_page(&t, i) + MS_PAGE_SIZE);
+		ck_assert(bounce_page(&t, i + 1) >= bounce_sum(&t, i) + 8);
+	}
+	ck_assert(recv_buf(&t, 0) >= bounce_sum(&t, BOUNCE_PAGES - 1) + 8);
+	ck_assert(send_buf(&t, SEND_BUFS - 1) + MS_RDMA_MSG <= t.arena + ARENA_LEN);
+}
+END_TEST
 
 START_TEST(chains_coalesce_runs)
 {
@@ -404,31 +388,30 @@ START_TEST(chains_coalesce_runs)
 
 	t->arena = malloc(ARENA_LEN);
 	ck_assert_ptr_nonnull(t->arena);
-	/* One page: the page and its sum. */
+	/* One page: one WR, its page and sum together. */
 	t->max_sge = MAX_SGE;
 	pages[0] = 7;
-	ck_assert_uint_eq(check_chain(t, pages, 1, IBV_WR_RDMA_READ), 2);
-	/* A full batch of consecutive pages: 64 / 16 page WRs, one for the sums. */
+	ck_assert_uint_eq(check_chain(t, pages, 1, IBV_WR_RDMA_READ), 1);
+	/* A full batch of consecutive pages: 64 / 32 WRs. */
 	for (unsigned i = 0; i < MS_MAX_BATCH; i++)
 		pages[i] = 1000 + i;
 	ck_assert_uint_eq(check_chain(t, pages, MS_MAX_BATCH, IBV_WR_RDMA_READ),
-			  MS_MAX_BATCH / MAX_SGE + 1);
+			  MS_MAX_BATCH / MAX_SGE);
 	ck_assert_uint_eq(check_chain(t, pages, MS_MAX_BATCH, IBV_WR_RDMA_WRITE),
-			  MS_MAX_BATCH / MAX_SGE + 1);
-	/* Scattered (and descending) pages: two WRs each, as before runs. */
+			  MS_MAX_BATCH / MAX_SGE);
+	/* Scattered (and descending) pages: one WR each. */
 	for (unsigned i = 0; i < MS_MAX_BATCH; i++)
 		pages[i] = 3 * (MS_MAX_BATCH - i);
-	ck_assert_uint_eq(check_chain(t, pages, MS_MAX_BATCH, IBV_WR_RDMA_WRITE),
-			  2 * MS_MAX_BATCH);
-	/* Runs 3-5, 9-10, 2, 2-3 (page 2 twice); a device allowing 2 pages per WR. */
+	ck_assert_uint_eq(check_chain(t, pages, MS_MAX_BATCH, IBV_WR_RDMA_WRITE), MS_MAX_BATCH);
+	/* Runs 3-5, 9-10, 2, 2-3 (page 2 twice); a device allowing 2 slots per WR. */
 	{
 		static const uint64_t mixed[] = { 3, 4, 5, 9, 10, 2, 2, 3 };
 
 		t->max_sge = 2;
-		/* 3-5: 2 + 1; 9-10: 1 + 1; 2: 1 + 1; 2-3: 1 + 1 */
-		ck_assert_uint_eq(check_chain(t, mixed, ARRAY_SIZE(mixed), IBV_WR_RDMA_WRITE), 9);
+		/* 3-5: 2; 9-10: 1; 2: 1; 2-3: 1 */
+		ck_assert_uint_eq(check_chain(t, mixed, ARRAY_SIZE(mixed), IBV_WR_RDMA_WRITE), 5);
 		t->max_sge = 1;
-		ck_assert_uint_eq(check_chain(t, mixed, ARRAY_SIZE(mixed), IBV_WR_RDMA_READ), 12);
+		ck_assert_uint_eq(check_chain(t, mixed, ARRAY_SIZE(mixed), IBV_WR_RDMA_READ), 8);
 	}
 	/* Random requests: runs of random length at random places. */
 	srand(7);
@@ -460,6 +443,7 @@ static Suite *client_rdma_suite(void)
 	tcase_add_test(tc, tcp_has_no_rdma_hooks);
 	tcase_add_test(tc, rdma_busy_poll_op);
 	tcase_add_test(tc, rdma_debug_remote);
+	tcase_add_test(tc, bounce_slots_mirror_the_server);
 	tcase_add_test(tc, chains_coalesce_runs);
 	suite_add_tcase(s, tc);
 	tcase_set_timeout(tcc, 20);

@@ -4,6 +4,7 @@
  * resident accounting and leases (RDMA registrations) revoked by fencing.
  */
 #include <check.h>
+#include <endian.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -349,21 +350,26 @@ END_TEST
 struct test_lease {
 	struct ms_region_lease l;
 	unsigned revoked;
-	void *data;
-	uint64_t *sums;
-	size_t data_len;
+	uint8_t *slots;
+	size_t len;
 };
 
-static int test_expose(struct ms_region_lease *l, void *data, size_t data_len, void *sums,
-		       size_t sums_len)
+static int test_expose(struct ms_region_lease *l, void *slots, size_t len)
 {
 	struct test_lease *t = (struct test_lease *)l;
 
-	ck_assert_uint_eq(sums_len, data_len / MS_PAGE_SIZE * 8);
-	t->data = data;
-	t->sums = sums;
-	t->data_len = data_len;
+	t->slots = slots;
+	t->len = len;
 	return 0;
+}
+
+/* Page p's stored sum as an RDMA reader finds it: right after the page. */
+static uint64_t slot_sum_of(const struct test_lease *t, uint64_t p)
+{
+	uint64_t le;
+
+	memcpy(&le, t->slots + p * MS_SLOT_SIZE + MS_PAGE_SIZE, 8);
+	return le64toh(le);
 }
 
 static void test_revoke(struct ms_region_lease *l)
@@ -386,12 +392,20 @@ START_TEST(leases_revoked_by_fence_and_delete)
 	put_page(r1, 3, 9);
 	ms_region_io_end(r1);
 	ck_assert_int_eq(ms_region_lease_add(r1, e1, &a.l), 0);
-	ck_assert_ptr_nonnull(a.data);
-	ck_assert_uint_eq(a.data_len, 4 * MiB);
-	/* The stored sum of a written page is where an RDMA reader finds it,
-	 * never 0; an unwritten page's is 0. */
-	ck_assert_uint_ne(a.sums[3], 0);
-	ck_assert_uint_eq(a.sums[4], 0);
+	ck_assert_ptr_nonnull(a.slots);
+	ck_assert_uint_eq(a.len, 4 * MiB / MS_PAGE_SIZE * MS_SLOT_SIZE);
+	/* A written page and its sum are where an RDMA reader finds them, in
+	 * the page's slot, and the sum is never 0; an unwritten page's is 0. */
+	{
+		uint8_t want[MS_PAGE_SIZE];
+
+		fill(want, 9);
+		ck_assert_mem_eq(a.slots + 3 * MS_SLOT_SIZE, want, MS_PAGE_SIZE);
+		ck_assert_uint_eq(slot_sum_of(&a, 3), ms_page_sum(want));
+		ck_assert_uint_ne(slot_sum_of(&a, 3), 0);
+		ck_assert_uint_eq(slot_sum_of(&a, 2), 0);
+		ck_assert_uint_eq(slot_sum_of(&a, 4), 0);
+	}
 	stat_of(&s);
 	ck_assert_uint_eq(s.resident, 4 * MiB);	/* pinned: all of it */
 

@@ -26,18 +26,20 @@
  *   bench-rdma --verbs-serve PORT [--pages P]
  *   bench-rdma --verbs HOST:PORT [--lat N] [--warmup N] [--pages P]
  *
- * The server registers P pages and P 8-byte sums (pages written, sums their
- * ms_page_sum) and hands address and rkey over in the accept's private data,
- * one connection after another until killed. The client times, with bare
- * verbs on one RC queue pair, one outstanding
- *   read1      RDMA READ of 4 KiB (what ib_read_lat times),
- *   read2      RDMA READ of the page + RDMA READ of its sum, one chain, last
- *              WR signalled (the rdma:// client's wire work per page),
- *   read2_sum  read2, then ms_page_sum of the page checked against the sum
- *              and a 4 KiB copy out (the client's CPU work per page),
- *   read1_sg   one RDMA READ of 4104 bytes scattered into the page and the
- *              sum slot (what one READ per page would cost if a page's sum
- *              were stored right after it on the server),
+ * The server registers P slots of MS_SLOT_SIZE laid out as the memory
+ * server's store (page p at slot p, its ms_page_sum right after it) and hands
+ * address and rkey over in the accept's private data, one connection after
+ * another until killed. The client times, with bare verbs on one RC queue
+ * pair, one outstanding
+ *   read1      RDMA READ of slot p's 4 KiB page (what ib_read_lat times),
+ *   read2      RDMA READ of the page + an 8-byte RDMA READ of its sum, one
+ *              chain, last WR signalled (the client's wire work per page in
+ *              the former layout, page and sum in separate arrays: kept to
+ *              show what the slot layout saved),
+ *   slot       one RDMA READ of the 4104-byte slot into a contiguous local
+ *              page + sum, one SGE (the rdma:// client's wire work per page),
+ *   slot_sum   slot, then ms_page_sum of the page checked against the sum
+ *              and a 4 KiB copy out (the client's whole work per page),
  * each waited for by busy-polling the CQ and by sleeping on the completion
  * channel as ib_read_lat -e does (arm, post, ibv_get_cq_event, poll), in
  * rounds of alternating order: N samples each, p50/p99.
@@ -67,6 +69,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "common/wire.h"
 #include "memserver/client.h"
 #include "memserver/proto.h"
 #include "tools/bench/benchutil.h"
@@ -391,7 +394,7 @@ static void verbs_setup(struct verbs_conn *c, size_t len, int access)
 {
 	struct ibv_qp_init_attr qa = {
 		.qp_type = IBV_QPT_RC,
-		.cap = { .max_send_wr = 16, .max_recv_wr = 1, .max_send_sge = 2,
+		.cap = { .max_send_wr = 16, .max_recv_wr = 1, .max_send_sge = 1,
 			 .max_recv_sge = 1 },
 	};
 
@@ -442,7 +445,7 @@ static void verbs_serve(struct options *o)
 	struct addrinfo hints = { .ai_flags = AI_PASSIVE, .ai_family = AF_INET }, *ai;
 	struct rdma_event_channel *ec = rdma_create_event_channel();
 	struct rdma_cm_id *listen_id;
-	size_t len = (size_t)o->pages * (MS_PAGE_SIZE + 8);
+	size_t len = (size_t)o->pages * MS_SLOT_SIZE;
 
 	if (!ec || rdma_create_id(ec, &listen_id, NULL, RDMA_PS_TCP))
 		die("verbs: rdma_create_id: %s", strerror(errno));
@@ -461,14 +464,13 @@ static void verbs_serve(struct options *o)
 
 		rdma_ack_cm_event(ev);
 		verbs_setup(&c, len, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ);
+		/* The store's layout: page p, then its sum, at slot p. */
 		for (unsigned p = 0; p < o->pages; p++) {
-			uint8_t *page = c.mem + (size_t)p * MS_PAGE_SIZE;
-			uint64_t sum;
+			uint8_t *slot = c.mem + (size_t)p * MS_SLOT_SIZE;
 
 			for (unsigned i = 0; i < MS_PAGE_SIZE; i++)
-				page[i] = (uint8_t)((p + 1) * 131 + i * 7);
-			sum = ms_page_sum(page);
-			memcpy(c.mem + (size_t)o->pages * MS_PAGE_SIZE + (size_t)p * 8, &sum, 8);
+				slot[i] = (uint8_t)((p + 1) * 131 + i * 7);
+			put_le64(slot + MS_PAGE_SIZE, ms_page_sum(slot));
 		}
 		priv = (struct verbs_priv){ .magic = VERBS_MAGIC, .rkey = c.mr->rkey,
 					    .addr = (uintptr_t)c.mem, .pages = o->pages };
@@ -484,14 +486,13 @@ static void verbs_serve(struct options *o)
 	}
 }
 
-enum verbs_kind { VK_READ1, VK_READ2, VK_READ2_SUM, VK_READ1_SG, VK_COUNT };
-static const char *const verbs_kind_name[VK_COUNT] = { "read1", "read2", "read2_sum",
-						       "read1_sg" };
+enum verbs_kind { VK_READ1, VK_READ2, VK_SLOT, VK_SLOT_SUM, VK_COUNT };
+static const char *const verbs_kind_name[VK_COUNT] = { "read1", "read2", "slot", "slot_sum" };
 
 struct verbs_client {
-	struct verbs_conn c;
+	struct verbs_conn c;	/* c.mem: one local slot, page then sum */
 	struct verbs_priv remote;
-	uint8_t *out;		/* the caller's page, for read2_sum */
+	uint8_t *out;		/* the caller's page, for slot_sum */
 	uint64_t cursor;
 };
 
@@ -500,9 +501,14 @@ struct verbs_client {
 static uint64_t verbs_once(struct verbs_client *v, enum verbs_kind k, bool busy)
 {
 	uint64_t p = v->cursor++ % v->remote.pages, t0;
+	uint64_t slot = v->remote.addr + p * MS_SLOT_SIZE;
 	uint8_t *page = v->c.mem, *sumb = v->c.mem + MS_PAGE_SIZE;
+	bool whole = k == VK_SLOT || k == VK_SLOT_SUM;
 	struct ibv_sge sge[2] = {
-		{ .addr = (uintptr_t)page, .length = MS_PAGE_SIZE, .lkey = v->c.mr->lkey },
+		/* slot kinds: page and sum land contiguously, as in the
+		 * client's bounce slot, so one SGE takes both */
+		{ .addr = (uintptr_t)page, .length = whole ? MS_SLOT_SIZE : MS_PAGE_SIZE,
+		  .lkey = v->c.mr->lkey },
 		{ .addr = (uintptr_t)sumb, .length = 8, .lkey = v->c.mr->lkey },
 	};
 	struct ibv_send_wr wr[2], *bad;
@@ -513,18 +519,20 @@ static uint64_t verbs_once(struct verbs_client *v, enum verbs_kind k, bool busy)
 
 	wr[0] = (struct ibv_send_wr){ .wr_id = 1, .sg_list = &sge[0], .num_sge = 1,
 				      .opcode = IBV_WR_RDMA_READ };
-	wr[0].wr.rdma.remote_addr = v->remote.addr + p * MS_PAGE_SIZE;
+	wr[0].wr.rdma.remote_addr = slot;
 	wr[0].wr.rdma.rkey = v->remote.rkey;
-	wr[1] = (struct ibv_send_wr){ .wr_id = 2, .sg_list = &sge[1], .num_sge = 1,
-				      .opcode = IBV_WR_RDMA_READ,
-				      .send_flags = IBV_SEND_SIGNALED };
-	wr[1].wr.rdma.remote_addr = v->remote.addr + v->remote.pages * MS_PAGE_SIZE + p * 8;
-	wr[1].wr.rdma.rkey = v->remote.rkey;
-	if (k == VK_READ1 || k == VK_READ1_SG) {
-		wr[0].send_flags = IBV_SEND_SIGNALED;
-		wr[0].num_sge = k == VK_READ1_SG ? 2 : 1; /* 4096 + 8 bytes, one READ */
-	} else {
+	if (k == VK_READ2) {
+		/* The former layout's pair: the sum is a READ of its own (its
+		 * address is now right after the page, but it is still a
+		 * second READ on the wire, which is what this measures). */
+		wr[1] = (struct ibv_send_wr){ .wr_id = 2, .sg_list = &sge[1], .num_sge = 1,
+					      .opcode = IBV_WR_RDMA_READ,
+					      .send_flags = IBV_SEND_SIGNALED };
+		wr[1].wr.rdma.remote_addr = slot + MS_PAGE_SIZE;
+		wr[1].wr.rdma.rkey = v->remote.rkey;
 		wr[0].next = &wr[1];
+	} else {
+		wr[0].send_flags = IBV_SEND_SIGNALED;
 	}
 	/* As ib_read_lat -e: the CQ is armed before the post. */
 	if (!busy && ibv_req_notify_cq(v->c.cq, 0))
@@ -546,11 +554,8 @@ static uint64_t verbs_once(struct verbs_client *v, enum verbs_kind k, bool busy)
 	}
 	if (wc.status != IBV_WC_SUCCESS)
 		die("verbs: READ failed: %s", ibv_wc_status_str(wc.status));
-	if (k == VK_READ2_SUM) {
-		uint64_t sum;
-
-		memcpy(&sum, sumb, 8);
-		if (ms_page_sum(page) != sum)
+	if (k == VK_SLOT_SUM) {
+		if (ms_page_sum(page) != get_le64(sumb))
 			die("verbs: page %llu: checksum mismatch", (unsigned long long)p);
 		memcpy(v->out, page, MS_PAGE_SIZE);
 	}
@@ -587,7 +592,7 @@ static json_t *run_verbs(struct options *o)
 	if (rdma_resolve_route(v.c.id, 10000))
 		die("verbs: rdma_resolve_route: %s", strerror(errno));
 	rdma_ack_cm_event(verbs_event(v.c.ec, RDMA_CM_EVENT_ROUTE_RESOLVED, 10000));
-	verbs_setup(&v.c, MS_PAGE_SIZE + 64, IBV_ACCESS_LOCAL_WRITE);
+	verbs_setup(&v.c, MS_SLOT_SIZE, IBV_ACCESS_LOCAL_WRITE);
 	param = verbs_param(v.c.id->verbs);
 	if (rdma_connect(v.c.id, &param))
 		die("verbs: rdma_connect: %s", strerror(errno));

@@ -1,7 +1,9 @@
 # bench-rdma: one outstanding 4 KiB READ (p50, p99) for perftest and the
 # memory-server client, pages/s at 32 outstanding, and the client's work
-# redone with bare verbs (one READ, the READ pair, + checksum and copy, one
-# scattered READ), from the data files tools/bench/rdma.sh writes.
+# redone with bare verbs on the store's slot layout (read1: one 4 KiB READ;
+# slot: one 4104-byte READ of page + sum, the client's wire work; slot_sum:
+# + checksum and copy; read2: the former layout's READ pair, for reference),
+# from the data files tools/bench/rdma.sh writes.
 # Run by bench-report: gnuplot -e "term=...; datadir=...; outfile=..." rdma.gp
 if (!exists("term")) term = "pngcairo"
 if (!exists("datadir")) datadir = "docs/bench"
@@ -36,8 +38,9 @@ unset key
 plot datadir."/rdma-tput.dat" using 2:xtic(1) lc rgb "#228833"
 set key top left
 
-# rdma-verbs.dat: variant busy_p50 event_p50 (us).
-set title "The client's work with bare verbs (p50)"
+# rdma-verbs.dat: variant busy_p50 event_p50 (us); variants read1 slot
+# slot_sum read2.
+set title "The client's work with bare verbs, slot layout (p50)"
 set ylabel "us"
 plot datadir."/rdma-verbs.dat" using 2:xtic(1) title "busy-poll" lc rgb "#cc6677", \
      '' using 3 title "CQ events" lc rgb "#ddcc77"

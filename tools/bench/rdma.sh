@@ -15,9 +15,10 @@
 #   tcp                   the same client over tcp://
 #   verbs                 bench-rdma --verbs against bench-rdma --verbs-serve
 #                         on h1: bare verbs doing the client's work step by step
-#                         (one READ, the READ pair page + sum, + checksum and
-#                         copy, one READ scattered into page + sum), busy and
-#                         event, to say where the gap to ib_read_lat comes from
+#                         on the store's slot layout (one 4 KiB READ, the former
+#                         layout's READ pair page + sum, one 4104-byte READ of
+#                         the slot, + checksum and copy), busy and event, to say
+#                         where the gap to ib_read_lat comes from
 #
 # Each round runs all of them, pairs side by side, the order reversed every
 # other round so drifting load hits both sides of a ratio alike. Latency
@@ -205,7 +206,7 @@ def ratio($v; $goal; $what): if $v == null then null else
 {
   benchmark: "rdma", date: $date,
   title: "Memory-server page READ over rdma:// (Soft-RoCE) against perftest and tcp://",
-  description: ("4 KiB page READs from a memory server on test host h1 to a client on test host h2 (two emulated x86 hosts, qemu TCG, Soft-RoCE rxe0 on a virtio NIC, one bridge): the client library over rdma:// (one-sided RDMA READ of the page and of its checksum) and tcp://, against perftest's ib_read_lat (busy-polling), ib_read_lat -e (CQ events) and ib_read_bw on the same rxe devices and hosts. Latency: one outstanding READ, \($lat_n) per side per round, medians over \($rounds) rounds of each round's p50 (p99). pages/s: \($depth) outstanding 1-page READs for \($tput_ms) ms (ib_read_bw: \($bw_n) READs, -t \($depth) -Q 1). Rounds run every side back to back, the order reversed every other round; ratios are medians of the per-round ratios."),
+  description: ("4 KiB page READs from a memory server on test host h1 to a client on test host h2 (two emulated x86 hosts, qemu TCG, Soft-RoCE rxe0 on a virtio NIC, one bridge): the client library over rdma:// (one one-sided RDMA READ of the page and its checksum, stored adjacent) and tcp://, against perftest's ib_read_lat (busy-polling), ib_read_lat -e (CQ events) and ib_read_bw on the same rxe devices and hosts. Latency: one outstanding READ, \($lat_n) per side per round, medians over \($rounds) rounds of each round's p50 (p99). pages/s: \($depth) outstanding 1-page READs for \($tput_ms) ms (ib_read_bw: \($bw_n) READs, -t \($depth) -Q 1). Rounds run every side back to back, the order reversed every other round; ratios are medians of the per-round ratios."),
   machine: { cpus: $cpus, cpu_model: $cpu, kernel: $kernel,
              host: "two emulated test hosts (qemu TCG, 2 vCPUs, 1536 MiB each, kernel \($hkernel)) on this machine",
              rdma: "Soft-RoCE (rdma_rxe) on virtio-net, path MTU \($mtu) (perftest's report)",
@@ -251,28 +252,29 @@ def ratio($v; $goal; $what): if $v == null then null else
     rdma_event: { latency: lat("rdma_event"), throughput: tput("rdma_event") },
     tcp: { latency: lat("tcp"), throughput: tput("tcp") },
     gap: ({
-      description: "Where the rdma:// client loses to ib_read_lat, p50 in us (medians over rounds). verbs: bare verbs on h2 against bench-rdma --verbs-serve on h1, one outstanding READ: read1 = one 4 KiB READ (ib_read_lat's work), read2 = the client's READ pair (page, then its 8-byte sum; one chain, last signalled), read2_sum = read2 + XXH3 check + 4 KiB copy out, read1_sg = one 4104-byte READ scattered into page + sum (one READ per page). busy = polling the CQ, event = arm, post, ibv_get_cq_event as ib_read_lat -e. cpu: the client's per-page CPU work on h2 (bench-rdma --local).",
+      description: "Where the rdma:// client loses to ib_read_lat, p50 in us (medians over rounds). verbs: bare verbs on h2 against bench-rdma --verbs-serve on h1 (P slots of 4104 bytes, page then its 8-byte sum, as the memory server stores them), one outstanding READ: read1 = one 4 KiB READ of the page (ib_read_lat's work), read2 = the former layout's READ pair (page, then a separate 8-byte READ of its sum; one chain, last signalled: what the client did per page before the slot layout), slot = one 4104-byte READ of the slot into a contiguous page + sum (the client's one READ per page now), slot_sum = slot + XXH3 check + 4 KiB copy out (the client's whole per-page work). busy = polling the CQ, event = arm, post, ibv_get_cq_event as ib_read_lat -e. cpu: the client's per-page CPU work on h2 (bench-rdma --local).",
       verbs_busy: { read1: verbs("busy"; "read1"), read2: verbs("busy"; "read2"),
-                    read2_sum: verbs("busy"; "read2_sum"), read1_sg: verbs("busy"; "read1_sg") },
+                    slot: verbs("busy"; "slot"), slot_sum: verbs("busy"; "slot_sum") },
       verbs_event: { read1: verbs("event"; "read1"), read2: verbs("event"; "read2"),
-                     read2_sum: verbs("event"; "read2_sum"), read1_sg: verbs("event"; "read1_sg") },
+                     slot: verbs("event"; "slot"), slot_sum: verbs("event"; "slot_sum") },
       second_read_busy_ratio: rr("verbs"; .verbs.busy.read2.p50_us; "verbs"; .verbs.busy.read1.p50_us),
       second_read_event_ratio: rr("verbs"; .verbs.event.read2.p50_us; "verbs"; .verbs.event.read1.p50_us),
-      one_read_sg_busy_ratio: rr("verbs"; .verbs.busy.read1_sg.p50_us; "verbs"; .verbs.busy.read1.p50_us),
+      slot_busy_ratio: rr("verbs"; .verbs.busy.slot.p50_us; "verbs"; .verbs.busy.read1.p50_us),
+      slot_event_ratio: rr("verbs"; .verbs.event.slot.p50_us; "verbs"; .verbs.event.read1.p50_us),
       cpu: { xxh3_4k_p50_us: $local[0].xxh3_4k.p50_us, memcpy_4k_p50_us: $local[0].memcpy_4k.p50_us,
              clock_read_p50_us: $local[0].clock_read.p50_us, clocksource: $local[0].clocksource,
              note: "each figure includes one clock read" },
       verbs_max_rd_atomic: ([$runs[] | select(.kind == "verbs") | .verbs.max_rd_atomic] | first),
       verbs_read1_vs_ib_read_lat_ratio: rr("verbs"; .verbs.busy.read1.p50_us; "ib_read_lat"; .latency.p50_us),
-      rdma_event_vs_verbs_read2_sum_event_ratio: rr("rdma_event"; .latency.p50_us; "verbs"; .verbs.event.read2_sum.p50_us)
-    } + (if $busy then { rdma_busy_vs_verbs_read2_sum_busy_ratio: rr("rdma_busy"; .latency.p50_us; "verbs"; .verbs.busy.read2_sum.p50_us) } else {} end)),
+      rdma_event_vs_verbs_slot_sum_event_ratio: rr("rdma_event"; .latency.p50_us; "verbs"; .verbs.event.slot_sum.p50_us)
+    } + (if $busy then { rdma_busy_vs_verbs_slot_sum_busy_ratio: rr("rdma_busy"; .latency.p50_us; "verbs"; .verbs.busy.slot_sum.p50_us) } else {} end)),
     per_round_ratios: ({
       description: "each round's ratio, in round order: how far a single round moves on this machine",
       rdma_event_p50_vs_ib_read_lat_e: rr_all("rdma_event"; .latency.p50_us; "ib_read_lat_e"; .latency.p50_us),
       rdma_pps_vs_ib_read_bw: rr_all("rdma_event"; .throughput.pages_per_s; "ib_read_bw"; .throughput.pages_per_s),
       verbs_read2_vs_read1_busy: rr_all("verbs"; .verbs.busy.read2.p50_us; "verbs"; .verbs.busy.read1.p50_us),
       verbs_read2_vs_read1_event: rr_all("verbs"; .verbs.event.read2.p50_us; "verbs"; .verbs.event.read1.p50_us),
-      verbs_read1_sg_vs_read1_busy: rr_all("verbs"; .verbs.busy.read1_sg.p50_us; "verbs"; .verbs.busy.read1.p50_us) } +
+      verbs_slot_vs_read1_busy: rr_all("verbs"; .verbs.busy.slot.p50_us; "verbs"; .verbs.busy.read1.p50_us) } +
       (if $busy then { rdma_busy_p50_vs_ib_read_lat: rr_all("rdma_busy"; .latency.p50_us; "ib_read_lat"; .latency.p50_us) }
        else {} end)),
     tsc: { measured_mhz: $local[0].tsc_mhz_measured, cpuinfo_mhz: $local[0].cpuinfo_mhz,
@@ -284,7 +286,7 @@ def ratio($v; $goal; $what): if $v == null then null else
     "Busy-polling inside a TCG guest keeps one of the outer machine's CPUs spinning, which the other host's vCPUs then lack: on this machine busy-polling can be slower than sleeping, for perftest as for the client."
   ] + (if $busy then [] else
     ["rdma:// busy-polling was unavailable in this build (ms_client_set_busy_poll: \([$runs[] | select(.kind == "rdma_busy") | .error] | first)): no busy-poll figures or rdma_busy_p50_vs_ib_read_lat_ratio; ib_read_lat (busy) is still measured for reference."] end)),
-  plots: [ { file: "rdma.png", title: "Latency (p50, p99), pages/s and the READ pair, same run",
+  plots: [ { file: "rdma.png", title: "Latency (p50, p99), pages/s and the client's work with bare verbs, same run",
              script: "tools/bench/rdma.gp" } ]
 }
 JQ
@@ -310,7 +312,7 @@ jq -r '.results as $r | [
 	["ib_read_bw", $r.ib_read_bw.throughput], ["rdma_busy", $r.rdma_busy.throughput],
 	["rdma_event", $r.rdma_event.throughput], ["tcp", $r.tcp.throughput]][] |
 	"\(.[0]) \(.[1].pages_per_s // "NaN")"' "$TMP/rdma.json" >"$TMP/rdma-tput.dat"
-jq -r '.results.gap as $g | ["read1", "read1_sg", "read2", "read2_sum"][] as $v |
+jq -r '.results.gap as $g | ["read1", "slot", "slot_sum", "read2"][] as $v |
 	"\($v) \($g.verbs_busy[$v] // "NaN") \($g.verbs_event[$v] // "NaN")"' "$TMP/rdma.json" \
 	>"$TMP/rdma-verbs.dat"
 cp "$TMP/rdma.json" "$TMP/rdma-latency.dat" "$TMP/rdma-tput.dat" "$TMP/rdma-verbs.dat" "$OUT/"
