@@ -23,9 +23,10 @@ $(BENCH_REPORT_BIN): $(OBJ)/tools/bench/report.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -ljansson -lm
 
-$(BENCH_MEMSERVER_BIN): $(OBJ)/tools/bench/bench_memserver.o $(OBJ)/tools/bench/benchutil.o \
-		$(OBJ)/tools/bench/rawtcp.o $(LIBMEMSERVER) $(LIBMSCLIENT) \
-		$(LIBCOMMON)
+$(BENCH_MEMSERVER_BIN): $(OBJ)/tools/bench/bench_memserver.o \
+		$(OBJ)/tools/bench/bench_memserver_run.o $(OBJ)/tools/bench/bench_memserver_rss.o \
+		$(OBJ)/tools/bench/benchutil.o $(OBJ)/tools/bench/rawtcp.o $(LIBMEMSERVER) \
+		$(LIBMSCLIENT) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(COMMON_LDLIBS) -ljansson -lm
 
