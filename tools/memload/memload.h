@@ -1,8 +1,9 @@
 /*
  * memload: a native load generator and correctness harness for the virtual
- * cache (ept). memload.c owns the command line, the memory-server regions, the
- * engine's life cycle, the residency sampler and the report; workload.c owns
- * the access patterns, the shadow of every page's contents and verification.
+ * cache (ept). memload.c owns the memory-server regions, the engine's life
+ * cycle, the residency sampler and the run; options.c the command line;
+ * report.c the report (report.h); workload.c owns the access patterns, the
+ * shadow of every page's contents and verification.
  */
 #ifndef LEGATO_TOOLS_MEMLOAD_MEMLOAD_H
 #define LEGATO_TOOLS_MEMLOAD_MEMLOAD_H
@@ -75,6 +76,12 @@ struct ml_run {
 	uint64_t ops_total;	/* what the workload will do */
 	_Atomic uint64_t mismatch_reports;
 };
+
+/* options.c */
+/* Parses the command line into *o, defaults filled in, and checks the
+ * combination. Returns only when it is valid: --help prints the usage and
+ * exits 0, an error prints one line and exits 2. */
+void ml_parse_args(int argc, char **argv, struct ml_opts *o);
 
 /* workload.c */
 /* Loads a "PAGE R|W" trace; returns 0 or prints the error and returns -1. */

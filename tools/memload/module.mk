@@ -13,8 +13,8 @@ CACHESIM_BIN := $(BUILD)/cachesim
 LACKEY2TRACE_BIN := $(BUILD)/lackey2trace
 PROGS += $(MEMLOAD_BIN) $(CACHESIM_BIN) $(LACKEY2TRACE_BIN)
 
-MEMLOAD_OBJS := $(OBJ)/tools/memload/memload.o $(OBJ)/tools/memload/workload.o \
-	$(OBJ)/tools/memload/rand.o
+MEMLOAD_OBJS := $(OBJ)/tools/memload/memload.o $(OBJ)/tools/memload/options.o \
+	$(OBJ)/tools/memload/report.o $(OBJ)/tools/memload/workload.o $(OBJ)/tools/memload/rand.o
 
 $(MEMLOAD_BIN): $(MEMLOAD_OBJS) $(LIBEPT) $(LIBMSCLIENT) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
