@@ -399,33 +399,20 @@ static int on_wc(struct ms_client *c, const struct ibv_wc *wc)
 	return on_io(c, wc);
 }
 
-/*
- * Consumes the completion event, if the channel said there is one, and
- * re-arms; then takes every completion (those that raced with re-arming
- * included). The CQ is armed only once its event has been consumed, so at
- * most one event is ever pending: one read takes it (no second read to see
- * EAGAIN). A completion found by polling leaves its event, if any, on the
- * channel, and the next wait returns at once to consume it; cheaper than a
- * read on every poll.
- */
-static int drain(struct ms_client *c, unsigned ready)
+/* drain's or rearm's count, for callers that only care about errors: 0 or
+ * -errno. (Not MIN(): a macro would make the call twice.) */
+static int errors_of(int n)
+{
+	return n < 0 ? n : 0;
+}
+
+/* Takes every completion in the CQ. Returns how many, or -errno. */
+static int drain(struct ms_client *c)
 {
 	struct rdma_transport *t = tp(c);
 	struct ibv_wc wc[WC_BATCH];
-	struct ibv_cq *cq;
-	void *ctx;
-	int n;
+	int n, total = 0;
 
-	if ((ready & EV_CQ) && ibv_get_cq_event(t->ch, &cq, &ctx) == 0) {
-		ibv_ack_cq_events(cq, 1);
-		t->armed = false;
-	}
-	if (!t->armed) {
-		n = ibv_req_notify_cq(t->cq, 0);
-		if (n)
-			return -n;
-		t->armed = true;
-	}
 	do {
 		n = ibv_poll_cq(t->cq, WC_BATCH, wc);
 		if (n < 0)
@@ -436,8 +423,49 @@ static int drain(struct ms_client *c, unsigned ready)
 			if (ret)
 				return ret; /* the rest are flushed: ignored */
 		}
+		total += n;
 	} while (n == WC_BATCH);
-	return 0;
+	return total;
+}
+
+/*
+ * Readies the CQ for a sleep (here or in the caller's event loop), then
+ * takes what completed meanwhile: consumes the completion event if the
+ * channel holds one (t->event_pending: epoll said so), arms the CQ unless an
+ * arm is still outstanding, and polls once more, since a completion that
+ * arrived before the arm raises no event. Returns completions taken, or
+ * -errno.
+ *
+ * This is the only place that reads the channel or arms: a wake-up goes
+ * straight to the CQ and returns its completions; the read and the arm (two
+ * system calls with rxe) wait until the client is about to sleep again,
+ * which for one request at a time is while the next is on the wire. An
+ * event left unread keeps the channel readable, so a sleep that should not
+ * happen ends at once and comes back here: nothing is lost by waiting. At
+ * most one event is ever pending, as the CQ is re-armed only after its event
+ * was read.
+ */
+static int rearm(struct ms_client *c)
+{
+	struct rdma_transport *t = tp(c);
+	struct ibv_cq *cq;
+	void *ctx;
+
+	if (t->event_pending) {
+		t->event_pending = false;
+		if (ibv_get_cq_event(t->ch, &cq, &ctx) == 0) {
+			ibv_ack_cq_events(cq, 1);
+			t->armed = false;
+		}
+	}
+	if (!t->armed) {
+		int n = ibv_req_notify_cq(t->cq, 0);
+
+		if (n)
+			return -n;
+		t->armed = true;
+	}
+	return drain(c);
 }
 
 /* A disconnect (or a lost device) kills the client. */
@@ -469,14 +497,16 @@ static int progress(struct ms_client *c, unsigned ready)
 	struct rdma_transport *t = tp(c);
 	int ret = t->lost;
 
+	if (ready & EV_CQ)
+		t->event_pending = true;
 	if (!ret)
-		ret = drain(c, ready);
+		ret = errors_of(drain(c));
 	if (!ret && !t->handshaking)
 		ret = ms_frame_parse(c, &t->rx);
 	if (!ret && (ready & EV_CM)) {
 		ret = cm_events(t);
 		if (ret) { /* what completed just before it says more */
-			int why = drain(c, 0);
+			int why = errors_of(drain(c));
 
 			if (!why && !t->handshaking)
 				why = ms_frame_parse(c, &t->rx);
@@ -515,10 +545,17 @@ static int wait_ready(struct rdma_transport *t, int ms, unsigned *ready)
  * the wait; with nothing in flight there is nothing to spin for and it
  * sleeps as event mode does. A poll with timeout 0 (an event loop woken by
  * ms_client_fd, or one looking in passing) first asks the epoll fd what is
- * ready; a waiting one goes straight to the CQ, and a wait that finds it
- * empty learns the rest from epoll then. Returns 0, or -errno after killing
- * the client.
+ * ready; a waiting one goes straight to the CQ. Whoever is about to sleep,
+ * this loop or (after a timeout-0 poll that found nothing) the caller on
+ * ms_client_fd, has the CQ re-armed first (rearm). Returns 0, or -errno
+ * after killing the client.
  */
+static int poll_fail(struct ms_client *c, int ret)
+{
+	ms_client_fail(c, ret);
+	return ret;
+}
+
 static int rdma_poll(struct ms_client *c, int timeout_ms)
 {
 	struct rdma_transport *t = tp(c);
@@ -535,10 +572,10 @@ static int rdma_poll(struct ms_client *c, int timeout_ms)
 
 		if (!ret)
 			ret = progress(c, ready);
-		if (ret) {
-			ms_client_fail(c, ret);
-			return ret;
-		}
+		if (!ret && !c->done_head && timeout_ms == 0)
+			ret = errors_of(rearm(c)); /* the caller sleeps next */
+		if (ret)
+			return poll_fail(c, ret);
 		if (c->done_head || timeout_ms == 0)
 			return 0;
 		now = now_ns();
@@ -554,6 +591,11 @@ static int rdma_poll(struct ms_client *c, int timeout_ms)
 		}
 		if (t->ios_posted && now - start < SPIN_NS)
 			continue;
+		ret = rearm(c);
+		if (ret < 0)
+			return poll_fail(c, ret);
+		if (c->done_head)
+			return 0;
 		ret = wait_ready(t, timeout_ms < 0 ? -1 : ms_left(deadline), &ready);
 	}
 }
@@ -576,8 +618,13 @@ static int rdma_xfer(struct ms_client *c, const void *out, size_t outlen, void *
 			return ret;
 		if (ms_left(deadline) == 0)
 			return -ETIMEDOUT;
-		ret = wait_ready(t, ms_left(deadline), &ready);
-		if (ret)
+		ready = 0;
+		ret = rearm(c);
+		if (ret < 0)
+			return ret;
+		if (ret == 0)
+			ret = wait_ready(t, ms_left(deadline), &ready);
+		if (ret < 0)
 			return ret;
 	}
 	memcpy(in, buf_head(&t->rx), inlen);

@@ -68,6 +68,7 @@ struct rdma_transport {
 	size_t arena_len;
 	int epfd;
 	bool connected, armed, handshaking;
+	bool event_pending;	/* epoll saw the completion channel readable */
 	bool busy;		/* ms_client_set_busy_poll */
 	int lost;		/* 0, or the -errno that ended the connection */
 	uint64_t cm_checked;	/* busy mode: when the CM channel was last read */
