@@ -11,7 +11,6 @@ set -u
 : "${TESTHOST_BUILD:=$TH_TOP/build}"
 th_need_hosts h1 h2 || exit 1
 
-ms=$TESTHOST_BUILD/memserver
 ml=$TESTHOST_BUILD/memload
 msctl=$TESTHOST_BUILD/msctl
 log=$TESTHOST_RUN/case-ept-rdma
@@ -19,21 +18,9 @@ mkdir -p "$log"
 ip1=$(th_ip h1) ip2=$(th_ip h2)
 u1=rdma://$ip1:7200 u2=rdma://$ip2:7200
 
-th_run -n -t 300 h1 -- "$ms" --listen "$u1" --capacity 1G >"$log/h1.log" 2>&1 &
-s1=$!
-th_run -n -t 300 h2 -- "$ms" --listen "$u2" --capacity 1G >"$log/h2.log" 2>&1 &
-s2=$!
-stop_servers() {
-	th_run -n -t 20 h1 -- pkill -TERM -x memserver >/dev/null 2>&1
-	th_run -n -t 20 h2 -- pkill -TERM -x memserver >/dev/null 2>&1
-	wait "$s1" "$s2" 2>/dev/null
-}
-trap stop_servers EXIT
-for _ in $(seq 50); do
-	th_run -n -t 20 h2 -- "$msctl" -s "$u1" ping >/dev/null 2>&1 &&
-		th_run -n -t 20 h2 -- "$msctl" -s "$u2" ping >/dev/null 2>&1 && break
-	sleep 0.2
-done
+trap 'th_memserver_stop h1 h2' EXIT
+th_memserver h1 "$u1" --capacity 1G || { echo "case-ept-rdma: FAIL memserver on h1"; exit 1; }
+th_memserver h2 "$u2" --capacity 1G || { echo "case-ept-rdma: FAIL memserver on h2"; exit 1; }
 
 if th_run -n -t 220 h2 -- "$ml" --memserver "$u1" --memserver "$u2" --mem 16M --cache 2M \
 	--threads 4 --write-ratio 0.5 --verify --ops 20000 --timeout 200 >"$log/memload.out" 2>&1; then

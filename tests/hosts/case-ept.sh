@@ -12,29 +12,15 @@ set -u
 : "${TESTHOST_BUILD:=$TH_TOP/build}"
 th_need_hosts h1 h2 || exit 1
 
-ms=$TESTHOST_BUILD/memserver
 ml=$TESTHOST_BUILD/memload
 log=$TESTHOST_RUN/case-ept
 mkdir -p "$log"
 
 th_run -n -t 20 h2 -- uname -r
-# Servers: started in the background through the agent, stopped at the end.
-th_run -n -t 300 h1 -- "$ms" --listen tcp://0.0.0.0:7100 --capacity 1G >"$log/h1.log" 2>&1 &
-s1=$!
-th_run -n -t 300 h2 -- "$ms" --listen tcp://127.0.0.1:7100 --capacity 1G >"$log/h2.log" 2>&1 &
-s2=$!
-stop_servers() {
-	th_run -n -t 20 h1 -- pkill -TERM -x memserver >/dev/null 2>&1
-	th_run -n -t 20 h2 -- pkill -TERM -x memserver >/dev/null 2>&1
-	wait "$s1" "$s2" 2>/dev/null
-}
-trap stop_servers EXIT
-for _ in $(seq 50); do
-	th_run -n -t 20 h2 -- "$TESTHOST_BUILD/msctl" -s "tcp://$(th_ip h1):7100" ping >/dev/null 2>&1 &&
-		th_run -n -t 20 h2 -- "$TESTHOST_BUILD/msctl" -s tcp://127.0.0.1:7100 ping >/dev/null 2>&1 &&
-		break
-	sleep 0.2
-done
+# Servers: one per host, stopped at the end.
+trap 'th_memserver_stop h1 h2' EXIT
+th_memserver h1 tcp://0.0.0.0:7100 --capacity 1G || { echo "case-ept: FAIL memserver on h1"; exit 1; }
+th_memserver h2 tcp://127.0.0.1:7100 --capacity 1G || { echo "case-ept: FAIL memserver on h2"; exit 1; }
 
 fail=0
 run() {

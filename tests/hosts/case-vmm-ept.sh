@@ -37,20 +37,10 @@ th_need_hosts h2 || exit 1
 fail() { echo "$CASE: FAIL: $*"; exit 1; }
 
 out=$(mktemp -d)
-# The server goes with the case: a later case must not find it (nor its ready
-# file) on h2, least of all one that listens on the same port.
-stop_server() {
-	th_sh -n -t 20 h2 "pkill -TERM -x memserver; for i in \$(seq 50); do
-		pgrep -x memserver >/dev/null || exit 0; sleep 0.1; done" >/dev/null 2>&1
-}
-trap 'stop_server; rm -rf "$out"' EXIT
-stop_server
-port=7100
-url=$VMM_EPT_SCHEME://$(th_ip h2):$port
-th_sh -n -t 30 h2 "rm -f /tmp/ms.ready; setsid $TESTHOST_BUILD/memserver --listen $url --capacity 1G \
-	--ready-file /tmp/ms.ready >/tmp/ms.log 2>&1 </dev/null &
-	for i in \$(seq 100); do [ -s /tmp/ms.ready ] && exit 0; sleep 0.1; done; cat /tmp/ms.log; exit 1" ||
-	fail "memserver did not start on h2"
+# The server goes with the case: a later case must not find it on h2.
+trap 'th_memserver_stop h2; rm -rf "$out"' EXIT
+url=$VMM_EPT_SCHEME://$(th_ip h2):7100
+th_memserver h2 "$url" --capacity 1G || fail "memserver did not start on h2"
 want=$("$memcheck" --expect "$MEMCHECK")
 
 t0=$SECONDS
@@ -83,7 +73,7 @@ echo "$CASE: API ok: $(cat "$out/vm")"
 diag() {
 	echo "$CASE: no exit after $((SECONDS - t0)) s; diagnostics:"
 	api GET /vm/stats; echo
-	th_sh -n -t 10 h2 "tail -5 /tmp/ms.log"
+	th_sh -n -t 10 h2 "tail -5 /tmp/memserver.log"
 	for h in p1 h2; do
 		th_sh -n -t 10 $h "cd /sys/class/infiniband 2>/dev/null && grep -r . */ports/1/hw_counters 2>/dev/null |
 			grep -v ':0\$' | sed 's/^/$h: /'"

@@ -14,6 +14,8 @@
 #   th_run [-t S] [-n] [-e K=V] [-C DIR] NAME [--] CMD...   run CMD on NAME
 #   th_sh NAME 'SCRIPT'      th_run NAME -- /bin/sh -c SCRIPT
 #   th_cp NAME SRC DST       copy a file into a host
+#   th_memserver NAME URL [ARG]...  (re)start the memory server on a host
+#   th_memserver_stop NAME...       stop the memory servers on those hosts
 #   th_ip NAME               the host's address (inside the namespace)
 #   th_console NAME [N]      last N console lines (default 40)
 #   th_consoles [N]          the same for every host, with headers
@@ -547,6 +549,33 @@ th_cp() {
 	mode=$(stat -c %a "$src") || return 1
 	th_run -t 600 "$name" -- /bin/sh -c \
 		'mkdir -p "$(dirname "$1")" && cat >"$1" && chmod "$2" "$1"' sh "$dst" "$mode" <"$src"
+}
+
+# th_memserver NAME URL [ARG]...: starts $TESTHOST_BUILD/memserver on host
+# NAME listening on URL (ARGs added, e.g. --capacity 1G), after stopping any
+# memory server already there, and returns once it serves (its ready file),
+# or 1 with its log after 10 s. It runs detached from the agent, logging to
+# NAME:/tmp/memserver.log; the caller stops it (th_memserver_stop), typically
+# from an EXIT trap, so that no later case meets it.
+th_memserver() {
+	local name=$1 url=$2 ms=${TESTHOST_BUILD:-$TH_TOP/build}/memserver
+	shift 2
+	th_memserver_stop "$name"
+	th_sh -n -t 30 "$name" "rm -f /tmp/memserver.ready
+		setsid $ms --listen $url --ready-file /tmp/memserver.ready $* \
+			>/tmp/memserver.log 2>&1 </dev/null &
+		for i in \$(seq 100); do [ -s /tmp/memserver.ready ] && exit 0; sleep 0.1; done
+		cat /tmp/memserver.log; exit 1"
+}
+
+# th_memserver_stop NAME...: SIGTERM to every memory server on those hosts,
+# and a wait (up to 5 s each) until they are gone.
+th_memserver_stop() {
+	local name
+	for name in "$@"; do
+		th_sh -n -t 20 "$name" "pkill -TERM -x memserver; for i in \$(seq 50); do
+			pgrep -x memserver >/dev/null || exit 0; sleep 0.1; done; exit 1" >/dev/null 2>&1
+	done
 }
 
 th_console() {
