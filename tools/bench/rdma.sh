@@ -26,7 +26,7 @@
 # median over rounds. Headline ratios are the medians of the per-round ratios.
 #
 # usage: rdma.sh [--out DIR] [--build DIR] [--quick]
-# (7 rounds; BENCH_RDMA_ROUNDS=N for another number; --quick: one short round)
+# (11 rounds: one round swings by +-30% here; BENCH_RDMA_ROUNDS=N for another number; --quick: one short round)
 # Writes DIR/rdma.json and DIR/rdma-{latency,tput,verbs}.dat (tools/bench/
 # rdma.gp draws rdma.png). Needs root (test hosts), perftest installed on this
 # machine (the hosts run the outer machine's programs; `make deps`).
@@ -45,7 +45,7 @@ done
 if [ "$QUICK" = 1 ]; then
 	ROUNDS=1 LAT_N=200 WARM=20 TPUT_MS=500 BW_N=1000 VERBS_N=200 PERF_TIMEOUT=60
 else
-	ROUNDS=${BENCH_RDMA_ROUNDS:-7} LAT_N=2000 WARM=200 TPUT_MS=3000 BW_N=10000 VERBS_N=1000
+	ROUNDS=${BENCH_RDMA_ROUNDS:-11} LAT_N=2000 WARM=200 TPUT_MS=3000 BW_N=10000 VERBS_N=1000
 	PERF_TIMEOUT=180
 fi
 DEPTH=32
