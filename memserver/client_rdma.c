@@ -539,7 +539,8 @@ static int wait_ready(struct rdma_transport *t, int ms, unsigned *ready)
 /*
  * One round: take what is ready, and unless timeout_ms is 0 wait for
  * something to complete. Event mode (the default) spins SPIN_NS while RDMA is
- * in flight, then sleeps on the epoll fd. Busy mode spins on the CQ for as
+ * in flight (while that pays: ms_client_rdma_spin_worth), then sleeps on the
+ * epoll fd. Busy mode spins on the CQ for as
  * long as any request is in flight (up to timeout_ms), with no system call
  * but a look at the CM channel every CM_CHECK_NS, so a disconnect still ends
  * the wait; with nothing in flight there is nothing to spin for and it
@@ -556,17 +557,35 @@ static int poll_fail(struct ms_client *c, int ret)
 	return ret;
 }
 
+bool ms_client_rdma_spin_worth(struct rdma_transport *t)
+{
+	if (t->spin_misses < SPIN_MISSES)
+		return true;
+	t->spin_probe = (uint8_t)((t->spin_probe + 1) % SPIN_PROBE);
+	return t->spin_probe == 0;
+}
+
+void ms_client_rdma_spin_result(struct rdma_transport *t, bool caught)
+{
+	if (caught)
+		t->spin_misses = 0;
+	else if (t->spin_misses < SPIN_MISSES)
+		t->spin_misses++;
+}
+
 static int rdma_poll(struct ms_client *c, int timeout_ms)
 {
 	struct rdma_transport *t = tp(c);
 	uint64_t start = now_ns(), deadline = start + (uint64_t)MAX(timeout_ms, 0) * 1000000;
 	unsigned ready = 0;
+	bool spin;
 	int ret = 0;
 
 	if (c->dead)
 		return c->dead;
 	if (timeout_ms == 0)
 		ret = wait_ready(t, 0, &ready);
+	spin = timeout_ms != 0 && !t->busy && t->ios_posted && ms_client_rdma_spin_worth(t);
 	for (;;) {
 		uint64_t now;
 
@@ -576,8 +595,11 @@ static int rdma_poll(struct ms_client *c, int timeout_ms)
 			ret = errors_of(rearm(c)); /* the caller sleeps next */
 		if (ret)
 			return poll_fail(c, ret);
-		if (c->done_head || timeout_ms == 0)
+		if (c->done_head || timeout_ms == 0) {
+			if (spin) /* still spinning: caught */
+				ms_client_rdma_spin_result(t, true);
 			return 0;
+		}
 		now = now_ns();
 		if (timeout_ms > 0 && now >= deadline)
 			return 0;
@@ -589,8 +611,12 @@ static int rdma_poll(struct ms_client *c, int timeout_ms)
 			}
 			continue;
 		}
-		if (t->ios_posted && now - start < SPIN_NS)
+		if (spin && now - start < SPIN_NS)
 			continue;
+		if (spin) { /* the spin is over, empty-handed */
+			ms_client_rdma_spin_result(t, false);
+			spin = false;
+		}
 		ret = rearm(c);
 		if (ret < 0)
 			return poll_fail(c, ret);

@@ -25,6 +25,8 @@
 #define MAX_REGIONS 64u		/* MS_SESSION_MAX_OPENS: the server's limit */
 #define RD_DEPTH_MAX 128u	/* RDMA READs in flight asked for (device caps it) */
 #define SPIN_NS 20000		/* event mode: a waiting poll spins this long first */
+#define SPIN_MISSES 4		/* ... unless this many spins in a row caught nothing */
+#define SPIN_PROBE 16		/* ... and then every this many waits, to look again */
 #define CM_CHECK_NS 1000000	/* busy mode: how often a spin reads the CM channel */
 #define MAX_SGE 32u		/* slots per RDMA READ/WRITE (the device may allow fewer) */
 #define WC_BATCH 16		/* completions taken per ibv_poll_cq */
@@ -69,6 +71,8 @@ struct rdma_transport {
 	int epfd;
 	bool connected, armed, handshaking;
 	bool event_pending;	/* epoll saw the completion channel readable */
+	uint8_t spin_misses;	/* spins in a row that ended in a sleep (<= SPIN_MISSES) */
+	uint8_t spin_probe;	/* waits since spinning was given up, mod SPIN_PROBE */
 	bool busy;		/* ms_client_set_busy_poll */
 	int lost;		/* 0, or the -errno that ended the connection */
 	uint64_t cm_checked;	/* busy mode: when the CM channel was last read */
@@ -141,6 +145,18 @@ static inline int post_recv(struct rdma_transport *t, unsigned i)
  */
 int ms_client_rdma_setup(struct rdma_transport *t, const char *host, uint16_t port,
 			 uint64_t deadline);
+
+/*
+ * Event mode's spin budget adapts (client_rdma.c, rdma_poll): spinning pays
+ * when completions come within SPIN_NS (an RNIC: a few microseconds), and
+ * only burns a CPU the peer may need when they do not (Soft-RoCE, a busy
+ * server, a long run of pages). spin_worth says whether a wait about to
+ * start should spin first: yes until SPIN_MISSES spins in a row ended in a
+ * sleep, then once every SPIN_PROBE waits; spin_result records whether a
+ * spin caught its completion. Exposed for the unit tests.
+ */
+bool ms_client_rdma_spin_worth(struct rdma_transport *t);
+void ms_client_rdma_spin_result(struct rdma_transport *t, bool caught);
 
 /* Disconnects and frees everything setup made (not t itself). */
 void ms_client_rdma_teardown(struct rdma_transport *t);

@@ -363,6 +363,39 @@ static uint32_t check_chain(struct rdma_transport *t, const uint64_t *pages, uin
 	return nwr;
 }
 
+/* Event mode spins while spinning catches completions, gives up after
+ * SPIN_MISSES empty spins in a row, and then looks again every SPIN_PROBE
+ * waits; one catch restores it. */
+START_TEST(spin_adapts)
+{
+	struct rdma_transport t = { 0 };
+	unsigned spins = 0;
+
+	for (unsigned i = 0; i < 100; i++) {
+		ck_assert(ms_client_rdma_spin_worth(&t));
+		ms_client_rdma_spin_result(&t, true);
+	}
+	for (unsigned i = 0; i < SPIN_MISSES; i++) {
+		ck_assert(ms_client_rdma_spin_worth(&t));
+		ms_client_rdma_spin_result(&t, false);
+	}
+	for (unsigned i = 0; i < 10 * SPIN_PROBE; i++) {
+		if (!ms_client_rdma_spin_worth(&t))
+			continue;
+		spins++; /* a probe, which catches nothing either */
+		ms_client_rdma_spin_result(&t, false);
+	}
+	ck_assert_uint_eq(spins, 10);
+	while (!ms_client_rdma_spin_worth(&t))
+		;
+	ms_client_rdma_spin_result(&t, true); /* a probe that caught one */
+	for (unsigned i = 0; i < 5; i++) {
+		ck_assert(ms_client_rdma_spin_worth(&t));
+		ms_client_rdma_spin_result(&t, i % 2 == 0);
+	}
+}
+END_TEST
+
 /* A bounce slot holds its page and then the sum, as a slot on the server. */
 START_TEST(bounce_slots_mirror_the_server)
 {
@@ -443,6 +476,7 @@ static Suite *client_rdma_suite(void)
 	tcase_add_test(tc, tcp_has_no_rdma_hooks);
 	tcase_add_test(tc, rdma_busy_poll_op);
 	tcase_add_test(tc, rdma_debug_remote);
+	tcase_add_test(tc, spin_adapts);
 	tcase_add_test(tc, bounce_slots_mirror_the_server);
 	tcase_add_test(tc, chains_coalesce_runs);
 	suite_add_tcase(s, tc);
