@@ -89,6 +89,10 @@ check-unit: $$(UNIT_TESTS)
 check-integration: $$(INTEGRATION_TESTS) $(MEMSERVER_BIN) $(MSCTL_BIN)
 	$(call tests_run,$(INTEGRATION_TESTS) tests/integration/cli.sh)
 
+# The host tier runs the integration suites too (over rdma://, inside the
+# test hosts): `make check-hosts` alone must not run stale builds of them.
+check-hosts: $$(INTEGRATION_TESTS)
+
 # ---- ept (the virtual cache) ------------------------------------------------
 # Unit suites of the policies, frames and prefetch, and the integration suites
 # that run the engine over real memserver daemons and real userfaultfd (one
