@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/auth.h"
+#include "common/log.h"
 #include "common/wire.h"
 #include "memserver/client_impl.h"
 
@@ -257,6 +258,14 @@ int ms_client_handshake(struct ms_client *c, const struct auth_key *key, ms_xfer
 		return ret;
 	if (get_le16(reply) != MS_PROTO_VERSION || get_le32(reply + 4) != MS_PAGE_SIZE)
 		return -EPROTO;
+	if (get_le16(reply + 2) == MS_AUTH_NONE && key) {
+		/* Only a server that holds the key can prove it; one that asks
+		 * for nothing may be anyone's, and would be handed the guest's
+		 * pages. A key given is a key required. */
+		log_err("%s: the server asks for no authentication, but a key was given: "
+			"refusing it (start it with --auth-key-file)", c->url);
+		return -EPERM;
+	}
 	if (get_le16(reply + 2) == MS_AUTH_NONE)
 		return 0;
 	if (get_le16(reply + 2) != MS_AUTH_HMAC_SHA256 || !key)

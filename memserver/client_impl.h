@@ -80,7 +80,8 @@ typedef int ms_xfer_fn(struct ms_client *c, const void *out, size_t outlen, void
 /*
  * HELLO, then AUTH with key when the server asks for it (the server's MAC is
  * verified too), through xfer. Uses request ids from c->next_id. Returns 0,
- * -EPERM (authentication failed, or a key is required and key is NULL),
+ * -EPERM (authentication failed, a key is required and key is NULL, or key
+ * is given and the server asks for none: it could not prove it holds it),
  * -EPROTO (unexpected reply), or xfer's -errno.
  */
 int ms_client_handshake(struct ms_client *c, const struct auth_key *key, ms_xfer_fn *xfer);

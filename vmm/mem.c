@@ -73,7 +73,7 @@ static int spawn_memserver(const struct vmm_config *cfg, struct vmm_mem *mem, ch
 {
 	char bin[4096], ready[128], cap[32];
 	char *argv[] = { bin, "--listen", "tcp://127.0.0.1:0", "--capacity", cap,
-			 "--ready-file", ready, "--log-level", "warn", NULL };
+			 "--ready-file", ready, "--log-level", "warn", NULL, NULL, NULL };
 	posix_spawnattr_t attr;
 	sigset_t none;
 	pid_t pid;
@@ -87,6 +87,10 @@ static int spawn_memserver(const struct vmm_config *cfg, struct vmm_mem *mem, ch
 	}
 	snprintf(ready, sizeof(ready), "%s/ready", mem->spawn_dir);
 	snprintf(cap, sizeof(cap), "%llu", (unsigned long long)cfg->mem_size);
+	if (cfg->key_file) { /* a keyed client talks only to a keyed server */
+		argv[9] = "--auth-key-file";
+		argv[10] = (char *)cfg->key_file;
+	}
 	/* The child starts with no signals blocked, whatever our mask is. */
 	posix_spawnattr_init(&attr);
 	sigemptyset(&none);

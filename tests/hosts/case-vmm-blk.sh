@@ -39,9 +39,11 @@ boot() {	# boot NAME DISK-ARG WORKLOAD MEMORY-ARGS...: console in $out/NAME
 	echo "case-vmm-blk: $name: exit $(cat "$out/$name.rc") in $((SECONDS - t0)) s"
 }
 
-th_sh -n -t 30 p1 "rm -f /tmp/disk.img && truncate -s 64M /tmp/disk.img" ||
-	fail "cannot make the disk file"
-boot write /tmp/disk.img "disk-write:$BLK_MIB" --local --cache 64M
+th_sh -n -t 30 p1 "rm -f /tmp/disk.img && truncate -s 64M /tmp/disk.img &&
+	head -c 32 /dev/urandom >/tmp/blk.key" || fail "cannot make the disk and key files"
+# With --key-file, the private memory server of --local gets the key too (a
+# client given a key refuses a server that does not prove it).
+boot write /tmp/disk.img "disk-write:$BLK_MIB" --local --cache 64M --key-file /tmp/blk.key
 [ "$(cat "$out/write.rc")" = 0 ] || { tail -20 "$out/write"; fail "write boot: status $(cat "$out/write.rc")"; }
 grep -q '^legato-disk: write rc=0' "$out/write" || { tail -20 "$out/write"; fail "guest could not write its disk"; }
 grep '^legato-disk: [0-9a-f]\{32\} ' "$out/write" | sort >"$out/sums.write"

@@ -218,6 +218,19 @@ START_TEST(open_server_still_wants_hello)
 }
 END_TEST
 
+/* A client given a key talks only to a server that proves it holds the
+ * key: an open server (anyone's) is refused, not handed the pages. */
+START_TEST(keyed_client_refuses_open_server)
+{
+	struct auth_key key = { .len = 32 };
+	struct ms_client *c;
+
+	memset(key.bytes, 0x5a, key.len);
+	ck_assert_int_eq(ms_client_connect(D.url, &key, 5000, &c), -EPERM);
+	assert_daemon_serves(NULL, NULL, 0);
+}
+END_TEST
+
 static Suite *auth_suite(void)
 {
 	Suite *s = suite_create("memserver_auth");
@@ -240,6 +253,7 @@ static Suite *auth_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_checked_fixture(tc, fixture_open, fixture_stop);
 	tcase_add_test(tc, open_server_still_wants_hello);
+	tcase_add_test(tc, keyed_client_refuses_open_server);
 	suite_add_tcase(s, tc);
 	return s;
 }
