@@ -96,6 +96,8 @@ struct ept {
 	int epfd;
 	bool prefetch_on;
 	unsigned test_delay_us;
+	uint64_t test_delay_rng;	/* xorshift state; each engine its own, so
+					 * engines in one process never race on it */
 	uint64_t timeout_ns;
 	void (*on_fatal)(void *ctx, const char *message);
 	void *fatal_ctx;

@@ -125,6 +125,7 @@ int ept_create(const struct ept_config *cfg, struct ept **out)
 		cache_pages = MIN_CACHE_PAGES;
 	e->prefetch_on = cfg->prefetch;
 	e->test_delay_us = cfg->test_delay_us;
+	e->test_delay_rng = 0x9e3779b97f4a7c15ull; /* any non-zero seed */
 	e->on_fatal = cfg->on_fatal;
 	e->fatal_ctx = cfg->fatal_ctx;
 	e->pops = ept_policy_find(cfg->policy ? cfg->policy : "clock");

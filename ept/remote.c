@@ -438,14 +438,17 @@ static void complete_batch(struct ept *e, struct ept_batch *b)
 	free(b);
 }
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static uint64_t rng_next(void)
+/* The test delay's random numbers (xorshift64), from the engine's state:
+ * only the handler thread draws them. */
+static uint64_t rng_next(struct ept *e)
 {
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
+	uint64_t x = e->test_delay_rng;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	e->test_delay_rng = x;
+	return x;
 }
 
 unsigned ept_remote_poll(struct ept *e)
@@ -486,7 +489,7 @@ unsigned ept_remote_poll(struct ept *e)
 
 				if (e->test_delay_us) {
 					b->delay_until = now_ns() +
-							 rng_next() % (e->test_delay_us + 1) * 1000;
+							 rng_next(e) % (e->test_delay_us + 1) * 1000;
 					b->next = e->delayed;
 					e->delayed = b;
 				} else {
