@@ -69,6 +69,9 @@ struct ms_client;
 struct ms_client_ops {
 	const char *scheme;
 	int (*submit)(struct ms_client *c, struct ms_io *io);
+	/* Makes progress; unless timeout_ms is 0, waits (up to timeout_ms,
+	 * < 0: for ever) until a request completes during the call (ones
+	 * already on the done list do not end the wait). 0 or -errno. */
 	int (*poll)(struct ms_client *c, int timeout_ms);
 	int (*flush)(struct ms_client *c); /* send what is queued, do not wait */
 	int (*fd)(const struct ms_client *c);

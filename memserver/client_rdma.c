@@ -434,7 +434,8 @@ static int drain(struct ms_client *c)
  * channel holds one (t->event_pending: epoll said so), arms the CQ unless an
  * arm is still outstanding, and polls once more, since a completion that
  * arrived before the arm raises no event. Returns completions taken, or
- * -errno.
+ * -errno; when it took some, the caller must act on them (progress: parse
+ * what was received, send what freed buffers allow) before it sleeps.
  *
  * This is the only place that reads the channel or arms: a wake-up goes
  * straight to the CQ and returns its completions; the read and the arm (two
@@ -577,6 +578,7 @@ static int rdma_poll(struct ms_client *c, int timeout_ms)
 {
 	struct rdma_transport *t = tp(c);
 	uint64_t start = now_ns(), deadline = start + (uint64_t)MAX(timeout_ms, 0) * 1000000;
+	struct ms_io *tail0 = c->done_tail;
 	unsigned ready = 0;
 	bool spin;
 	int ret = 0;
@@ -591,11 +593,17 @@ static int rdma_poll(struct ms_client *c, int timeout_ms)
 
 		if (!ret)
 			ret = progress(c, ready);
-		if (!ret && !c->done_head && timeout_ms == 0)
-			ret = errors_of(rearm(c)); /* the caller sleeps next */
+		if (!ret && c->done_tail == tail0 && timeout_ms == 0) {
+			ret = rearm(c); /* the caller sleeps next */
+			if (ret > 0) /* the last look took some: act on them */
+				ret = progress(c, 0);
+			ret = errors_of(ret);
+		}
 		if (ret)
 			return poll_fail(c, ret);
-		if (c->done_head || timeout_ms == 0) {
+		/* Done once something completed in this call: completions
+		 * queued before it (a sync waiter's neighbours) do not count. */
+		if (c->done_tail != tail0 || timeout_ms == 0) {
 			if (spin) /* still spinning: caught */
 				ms_client_rdma_spin_result(t, true);
 			return 0;
@@ -620,8 +628,10 @@ static int rdma_poll(struct ms_client *c, int timeout_ms)
 		ret = rearm(c);
 		if (ret < 0)
 			return poll_fail(c, ret);
-		if (c->done_head)
-			return 0;
+		if (ret > 0) { /* the last look took some: round again, not to sleep */
+			ret = 0;
+			continue;
+		}
 		ret = wait_ready(t, timeout_ms < 0 ? -1 : ms_left(deadline), &ready);
 	}
 }

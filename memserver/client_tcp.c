@@ -91,6 +91,7 @@ static int tcp_poll(struct ms_client *c, int timeout_ms)
 {
 	struct tcp_transport *t = tp(c);
 	uint64_t deadline = timeout_ms > 0 ? now_ns() + (uint64_t)timeout_ms * 1000000 : 0;
+	struct ms_io *tail0 = c->done_tail;
 	int ret;
 
 	if (c->dead)
@@ -129,8 +130,10 @@ static int tcp_poll(struct ms_client *c, int timeout_ms)
 			if (ret)
 				goto fail;
 		}
-		/* Done once something completed, or time is up. */
-		if (c->done_head || wait == 0)
+		/* Done once something completed in this call (completions
+		 * queued before it, a sync waiter's neighbours, do not count),
+		 * or time is up. */
+		if (c->done_tail != tail0 || wait == 0)
 			return 0;
 		if (timeout_ms > 0 && (int64_t)(deadline - now_ns()) <= 0)
 			return 0;

@@ -52,6 +52,8 @@ struct rdma_lease {
 	struct ms_rdma_conn *rc;
 	struct ms_region *r;		/* NULL: slot free */
 	struct ibv_mr *mr;		/* the region's slots; NULL once revoked */
+	uint64_t addr;			/* mr's address and rkey, copied under the */
+	uint32_t rkey;			/* region lock: a fence may free mr at once */
 };
 
 struct ms_rdma_conn {
@@ -84,7 +86,11 @@ static int lease_expose(struct ms_region_lease *l, void *slots, size_t len)
 	int access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE;
 
 	e->mr = ibv_reg_mr(e->rc->pd, slots, len, access);
-	return e->mr ? 0 : -(errno ? errno : ENOMEM);
+	if (!e->mr)
+		return -(errno ? errno : ENOMEM);
+	e->addr = (uintptr_t)e->mr->addr;
+	e->rkey = e->mr->rkey;
+	return 0;
 }
 
 /* Any thread, region lock held: after this the rkeys are dead. */
@@ -119,8 +125,11 @@ static int xport_opened(void *ctx, struct ms_region *r, uint64_t epoch, uint8_t 
 		return ret;
 	}
 	e->r = r;
-	put_le64(extra, (uintptr_t)e->mr->addr);
-	put_le32(extra + 8, e->mr->rkey);
+	/* Not e->mr: the lock is released, and a TCP client on another
+	 * worker may already have fenced the region and freed it. A fenced
+	 * rkey is merely dead: the client's first access says ESTALE. */
+	put_le64(extra, e->addr);
+	put_le32(extra + 8, e->rkey);
 	put_le32(extra + 12, MS_SLOT_SIZE);
 	return 0;
 }

@@ -382,6 +382,33 @@ START_TEST(concurrent_clients_distinct_regions)
 }
 END_TEST
 
+/*
+ * Synchronous control calls back to back, each within a client timeout of a
+ * few seconds. Over rdma:// each reply is a receive completion that may land
+ * while the client re-arms its completion queue before sleeping; one taken
+ * there and not acted on would leave the call asleep until the timeout
+ * (ETIMEDOUT, the client dead). Not a timing assertion: any call that
+ * completes at all passes.
+ */
+START_TEST(sync_calls_back_to_back)
+{
+	struct ms_client *c = NULL;
+	uint8_t token[MS_TOKEN_LEN];
+	uint8_t map[8];
+	struct ms_stat st;
+	uint64_t epoch;
+
+	ck_assert_int_eq(ms_client_connect(D.url, NULL, 3000, &c), 0);
+	client_create_open(c, 12, MiB, token, &epoch);
+	for (unsigned i = 0; i < 300; i++) {
+		ck_assert_int_eq(ms_client_ping(c, i % 3 ? 0 : 200), 0);
+		ck_assert_int_eq(ms_client_stat(c, &st), 0);
+		ck_assert_int_eq(ms_client_written(c, 12, epoch, 0, 64, map), 0);
+	}
+	ms_client_close(c);
+}
+END_TEST
+
 START_TEST(second_open_fences_first)
 {
 	struct ms_client *a = client_connect(D.url, NULL), *b = client_connect(D.url, NULL);
@@ -672,6 +699,7 @@ static Suite *ops_suite(void)
 	tcase_add_test(tc, slow_request_does_not_block_others);
 	tcase_add_test(tc, per_page_buffers);
 	tcase_add_test(tc, concurrent_clients_distinct_regions);
+	tcase_add_test(tc, sync_calls_back_to_back);
 	tcase_add_test(tc, second_open_fences_first);
 	tcase_add_test(tc, write_retry_after_reconnect_idempotent);
 	tcase_add_test(tc, deleted_region_recreated_reads_zero);
